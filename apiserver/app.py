@@ -1,0 +1,241 @@
+"""The API server application: wiring of store, registry, discovery, OpenAPI and endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from apiserver import codec, discovery, openapi
+from apiserver.crd import CrdStrategy
+from apiserver.registry import Registry, WriteOptions
+from apiserver.rest import ResourceHandler
+from apiserver.store import Store
+from machinery import errors
+from machinery.kinds import Registry as Kinds
+from machinery.kinds import lookup
+
+VERSION = {
+    "major": "1",
+    "minor": "33",
+    "gitVersion": "v1.33.0-tugboat",
+    "gitCommit": "tugboat",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-28T00:00:00Z",
+    "goVersion": f"python{platform.python_version()}",
+    "compiler": "cpython",
+    "platform": f"linux/{platform.machine()}",
+}
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+REQUESTS = Counter("apiserver_request_total", "API requests by verb and code", ["verb", "code"])
+LATENCY = Histogram(
+    "apiserver_request_duration_seconds",
+    "API request latency by verb",
+    ["verb"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+class ApiServer:
+    """Everything one API server process holds."""
+
+    def __init__(self, storage_url: str, *, history: int = 50000) -> None:
+        self.store = Store(storage_url, history=history)
+        self.kinds = Kinds()
+        self.registry = Registry(self.store)
+        self.crds = CrdStrategy(self.registry, self.kinds)
+        self.registry.strategies.register(
+            "apiextensions.k8s.io/customresourcedefinitions", self.crds
+        )
+        self.handler = ResourceHandler(self.registry, self.kinds)
+        self._openapi: dict[str, tuple[str, bytes]] = {}
+        self._openapi_kinds: int = -1
+
+    async def start(self) -> None:
+        await self.store.start()
+        for _, entry in self.store.cache.list("apiextensions.k8s.io/customresourcedefinitions"):
+            self.crds.serve(entry.obj)
+        await self._bootstrap()
+
+    async def _bootstrap(self) -> None:
+        ns_rt, svc_rt = lookup("namespaces"), lookup("services")
+        for ns in SYSTEM_NAMESPACES:
+            if self.registry.find(ns_rt, None, ns) is None:
+                with contextlib.suppress(errors.AlreadyExists):
+                    await self.registry.create(
+                        ns_rt, None, {"metadata": {"name": ns}}, WriteOptions()
+                    )
+        if self.registry.find(svc_rt, "default", "kubernetes") is None:
+            svc = {
+                "metadata": {
+                    "name": "kubernetes",
+                    "namespace": "default",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": "10.96.0.1",
+                    "ports": [
+                        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}
+                    ],
+                },
+            }
+            with contextlib.suppress(errors.AlreadyExists):
+                await self.registry.create(svc_rt, "default", svc, WriteOptions())
+
+    def openapi_doc(self, gv: str) -> tuple[str, bytes] | None:
+        """(hash, JSON) of the OpenAPI v3 document for ``api/v1`` or ``apis/G/V``."""
+        signature = hash(tuple((t.group, t.version, t.plural) for t in self.kinds.types))
+        if signature != self._openapi_kinds:
+            self._openapi, self._openapi_kinds = {}, signature
+        if gv not in self._openapi:
+            parts = gv.split("/")
+            group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
+            doc = openapi.document(self.kinds, group, version, self._crd_schemas())
+            if doc is None:
+                return None
+            self._openapi[gv] = (openapi.digest(doc), orjson.dumps(doc))
+        return self._openapi[gv]
+
+    def _crd_schemas(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for _, entry in self.store.cache.list("apiextensions.k8s.io/customresourcedefinitions"):
+            spec = entry.obj.get("spec") or {}
+            for v in spec.get("versions") or []:
+                schema = (v.get("schema") or {}).get("openAPIV3Schema") or {"type": "object"}
+                name = f"{spec.get('group')}.{v['name']}.{spec.get('names', {}).get('kind')}"
+                out[name] = schema | {
+                    "x-kubernetes-group-version-kind": [
+                        {
+                            "group": spec.get("group"),
+                            "version": v["name"],
+                            "kind": spec.get("names", {}).get("kind"),
+                        }
+                    ]
+                }
+        return out
+
+
+def create_app(storage_url: str, *, history: int = 50000) -> FastAPI:
+    """The ASGI application for one API server over ``storage_url``."""
+    server = ApiServer(storage_url, history=history)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.store.stop()
+
+    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.server = server
+    handler, kinds = server.handler, server.kinds
+
+    @app.middleware("http")
+    async def metrics(request: Request, call_next):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except errors.ApiError as err:
+            response = codec.error_response(err)
+        verb = request.method
+        LATENCY.labels(verb).observe(time.perf_counter() - start)
+        REQUESTS.labels(verb, str(response.status_code)).inc()
+        return response
+
+    async def version(_: Request) -> Response:
+        return codec.json_response(VERSION)
+
+    async def health(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def prom(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def api_root(request: Request) -> Response:
+        if discovery.wants_aggregated(request.headers.get("accept")):
+            return Response(
+                orjson.dumps(discovery.aggregated(kinds, legacy=True)),
+                media_type=discovery.AGGREGATED,
+            )
+        return codec.json_response(discovery.api_versions())
+
+    async def apis_root(request: Request) -> Response:
+        if discovery.wants_aggregated(request.headers.get("accept")):
+            return Response(
+                orjson.dumps(discovery.aggregated(kinds, legacy=False)),
+                media_type=discovery.AGGREGATED,
+            )
+        return codec.json_response(discovery.api_group_list(kinds))
+
+    async def core(request: Request) -> Response:
+        rest: str = request.path_params["rest"]
+        version, _, tail = rest.partition("/")
+        if not tail.strip("/"):
+            doc = discovery.api_resource_list(kinds, "", version)
+            if doc is None or request.method != "GET":
+                return codec.error_response(
+                    errors.NotFound("the server could not find the requested resource")
+                )
+            return codec.json_response(doc)
+        return await handler.handle(request, "", version, tail)
+
+    async def groups(request: Request) -> Response:
+        rest: str = request.path_params["rest"]
+        parts = rest.split("/", 2)
+        group = parts[0]
+        if len(parts) == 1 or not parts[1]:
+            doc = discovery.api_group(kinds, group)
+        elif len(parts) == 2 or not parts[2].strip("/"):
+            doc = discovery.api_resource_list(kinds, group, parts[1])
+        else:
+            return await handler.handle(request, group, parts[1], parts[2])
+        if doc is None or request.method != "GET":
+            return codec.error_response(
+                errors.NotFound("the server could not find the requested resource")
+            )
+        return codec.json_response(doc)
+
+    async def openapi_index(_: Request) -> Response:
+        hashes = {}
+        for t in kinds.types:
+            gv = f"apis/{t.group}/{t.version}" if t.group else f"api/{t.version}"
+            if gv not in hashes:
+                doc = server.openapi_doc(gv)
+                hashes[gv] = doc[0] if doc else "0"
+        return codec.json_response(openapi.index(kinds, hashes))
+
+    async def openapi_gv(request: Request) -> Response:
+        doc = server.openapi_doc(request.path_params["rest"].strip("/"))
+        if doc is None:
+            return codec.error_response(errors.NotFound("no such OpenAPI document"))
+        return Response(doc[1], media_type=codec.JSON)
+
+    async def openapi_v2(_: Request) -> Response:
+        return codec.error_response(errors.NotFound("OpenAPI v2 is not served; use /openapi/v3"))
+
+    all_methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    app.add_route("/version", version, ["GET"])
+    app.add_route("/version/", version, ["GET"])
+    for path in ("/healthz", "/livez", "/readyz"):
+        app.add_route(path, health, ["GET"])
+    app.add_route("/metrics", prom, ["GET"])
+    app.add_route("/api", api_root, ["GET"])
+    app.add_route("/api/", api_root, ["GET"])
+    app.add_route("/apis", apis_root, ["GET"])
+    app.add_route("/apis/", apis_root, ["GET"])
+    app.add_route("/api/{rest:path}", core, all_methods)
+    app.add_route("/apis/{rest:path}", groups, all_methods)
+    app.add_route("/openapi/v3", openapi_index, ["GET"])
+    app.add_route("/openapi/v3/{rest:path}", openapi_gv, ["GET"])
+    app.add_route("/openapi/v2", openapi_v2, ["GET"])
+    return app

@@ -1,0 +1,162 @@
+"""The watch cache: every current object and a window of recent events, in memory.
+
+Lists and gets are served from here without touching the store; watches replay the window and
+then follow new events. Guarantees:
+
+* events are applied in revision order, and a write is visible here before it is acknowledged;
+* a watcher receives every event after its starting revision exactly once, in order, or an error
+  (410 Expired when the start is older than the window; "too slow" when its bounded buffer fills);
+* objects in the cache are never mutated after they are stored (callers copy before changing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from apiserver.storage import Key, Record
+
+
+@dataclass(slots=True)
+class Entry:
+    """A stored object: revision, decoded dict (read-only) and its JSON bytes."""
+
+    rev: int
+    obj: dict[str, Any]
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Event:
+    """A change: type, key, revision, new object (final object for DELETED), previous object."""
+
+    type: str
+    key: Key
+    rev: int
+    entry: Entry
+    prev: Entry | None
+
+
+Filter = Callable[[dict[str, Any]], bool]
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One open watch: a resource, an optional namespace, a predicate and a bounded buffer."""
+
+    resource: str
+    namespace: str | None
+    predicate: Filter | None
+    limit: int = 10000
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    closed: str | None = None
+
+    def offer(self, ev: Event, live: bool = True) -> None:
+        if self.closed:
+            return
+        if self.namespace is not None and ev.key.namespace != self.namespace:
+            return
+        typ, entry = ev.type, ev.entry
+        if self.predicate is not None:
+            now = ev.type != "DELETED" and self.predicate(ev.entry.obj)
+            before = ev.prev is not None and self.predicate(ev.prev.obj)
+            if ev.type == "DELETED":
+                now, before = False, self.predicate(ev.entry.obj)
+            if not now and not before:
+                return
+            if now and not before:
+                typ = "ADDED"
+            elif before and not now:
+                typ = "DELETED"
+        if live and self.queue.qsize() >= self.limit:
+            self.closed = "the watcher fell too far behind"
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait((typ, entry))
+
+
+class WatchCache:
+    """Objects by resource and (namespace, name), a global event window, and live watchers."""
+
+    def __init__(self, window: int = 50000) -> None:
+        self.rev = 0
+        self.objects: dict[str, dict[tuple[str, str], Entry]] = {}
+        self.events: deque[Event] = deque(maxlen=window)
+        self.oldest = 0  # events with rev > oldest are all in the window
+        self.watchers: dict[str, set[Watcher]] = {}
+
+    # -- loading and applying -------------------------------------------------------------------
+    def load(
+        self, rev: int, compacted: int, objects: list[tuple[Key, int, bytes]], history: list[Record]
+    ) -> None:
+        """Fill from a store snapshot."""
+        for key, orev, raw in objects:
+            self.bucket(key.resource)[(key.namespace, key.name)] = Entry(
+                orev, orjson.loads(raw), raw
+            )
+        self.rev = rev
+        self.oldest = history[0].rev - 1 if history else rev
+        self.oldest = max(self.oldest, compacted)
+        for rec in history:
+            entry = Entry(rec.rev, orjson.loads(rec.raw), rec.raw)
+            self.events.append(Event(rec.type, rec.key, rec.rev, entry, None))
+
+    def apply(self, typ: str, key: Key, rev: int, obj: dict[str, Any], raw: bytes) -> None:
+        """Record one committed change (in revision order) and fan it out to watchers."""
+        bucket = self.bucket(key.resource)
+        nk = (key.namespace, key.name)
+        prev = bucket.get(nk)
+        entry = Entry(rev, obj, raw)
+        if typ == "DELETED":
+            bucket.pop(nk, None)
+        else:
+            bucket[nk] = entry
+        ev = Event(typ, key, rev, entry, prev)
+        if len(self.events) == self.events.maxlen:
+            self.oldest = self.events[0].rev
+        self.events.append(ev)
+        self.rev = rev
+        for w in self.watchers.get(key.resource, ()):
+            w.offer(ev)
+
+    def bucket(self, resource: str) -> dict[tuple[str, str], Entry]:
+        b = self.objects.get(resource)
+        if b is None:
+            b = self.objects[resource] = {}
+        return b
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, key: Key) -> Entry | None:
+        return self.objects.get(key.resource, {}).get((key.namespace, key.name))
+
+    def list(
+        self, resource: str, namespace: str | None = None
+    ) -> list[tuple[tuple[str, str], Entry]]:
+        """Entries sorted by (namespace, name), optionally of one namespace."""
+        items = self.objects.get(resource, {}).items()
+        if namespace is not None:
+            items = [(k, e) for k, e in items if k[0] == namespace]
+        return sorted(items, key=lambda kv: kv[0])
+
+    # -- watches --------------------------------------------------------------------------------
+    def watch(
+        self, resource: str, namespace: str | None, predicate: Filter | None, since: int
+    ) -> Watcher:
+        """Open a watcher that first replays events after ``since``; raises LookupError when
+        ``since`` is older than the window."""
+        if since < self.oldest:
+            raise LookupError(f"too old resource version: {since} ({self.oldest + 1})")
+        w = Watcher(resource, namespace, predicate)
+        for ev in self.events:
+            if ev.rev > since and ev.key.resource == resource:
+                w.offer(ev, live=False)
+        self.watchers.setdefault(resource, set()).add(w)
+        return w
+
+    def unwatch(self, w: Watcher) -> None:
+        self.watchers.get(w.resource, set()).discard(w)

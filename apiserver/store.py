@@ -1,0 +1,96 @@
+"""The API server's view of storage: a backend, the watch cache, and a group-committing writer.
+
+Every write goes through :meth:`Store.write`, which queues it for the single writer task. The
+writer takes everything queued, commits it in one transaction on a worker thread, applies the
+results to the cache in revision order, and only then acknowledges each request. So a request is
+answered after its write is durable, and a read that follows sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from apiserver.cache import WatchCache
+from apiserver.storage import Backend, Key, Outcome, Write, open_backend
+
+log = logging.getLogger(__name__)
+
+_EVENT = {"create": "ADDED", "update": "MODIFIED", "delete": "DELETED"}
+
+
+class Store:
+    """Backend + cache + writer. Use from one asyncio loop; call :meth:`start` first."""
+
+    def __init__(self, url: str, *, history: int = 50000, max_batch: int = 512) -> None:
+        self.backend: Backend = open_backend(url)
+        self.history = history
+        self.max_batch = max_batch
+        self.cache = WatchCache(window=history)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._queue: asyncio.Queue[tuple[Write, asyncio.Future[Outcome]]] | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self, compact_every: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        snap = await loop.run_in_executor(self._pool, self.backend.load, self.history)
+        self.cache.load(snap.rev, snap.compacted, snap.objects, snap.history)
+        self._queue = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._writer(), name="store-writer"),
+            asyncio.create_task(self._compactor(compact_every), name="store-compactor"),
+        ]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks = []
+        await asyncio.get_running_loop().run_in_executor(self._pool, self.backend.close)
+        self._pool.shutdown(wait=True)
+
+    async def write(self, w: Write) -> Outcome:
+        """Queue one write; return its outcome once committed and visible in the cache."""
+        assert self._queue is not None, "Store.start() was not called"
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((w, fut))
+        return await fut
+
+    async def _writer(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            writes = [w for w, _ in batch]
+            try:
+                outcomes = await loop.run_in_executor(self._pool, self.backend.commit, writes)
+            except Exception as exc:  # the whole batch failed: nothing was stored
+                log.exception("store commit failed")
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (w, fut), out in zip(batch, outcomes, strict=True):
+                if out.error is None:
+                    self.cache.apply(_EVENT[w.op], w.key, out.rev, w.obj, out.raw)
+                if not fut.done():
+                    fut.set_result(out)
+
+    async def _compactor(self, every: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await loop.run_in_executor(self._pool, self.backend.compact, self.history)
+            except Exception:
+                log.exception("compaction failed")
+
+    def get(self, key: Key) -> Any:
+        return self.cache.get(key)

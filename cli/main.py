@@ -1,0 +1,55 @@
+"""The ``tug`` command: component launchers (``tug apiserver ...``) and kubectl-style verbs.
+
+The four component names dispatch to their module's ``main(argv)``; everything else is a
+kubectl-style verb handled by :mod:`cli.app`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# component sub-command → module whose ``main(argv)`` runs it
+COMPONENTS = {
+    "apiserver": "apiserver.main",
+    "controller-manager": "controllers.manager",
+    "scheduler": "scheduler.__main__",
+    "kubelet": "kubelet.main",
+}
+
+USAGE = """usage: tug COMMAND [ARGS...]
+
+components:
+  apiserver            run the API server
+  controller-manager   run the controllers
+  scheduler            run the scheduler
+  kubelet              run a node agent
+
+kubectl-style verbs (tug COMMAND --help for each):
+  get describe apply create delete edit patch label annotate scale set run expose
+  rollout wait cordon uncordon drain logs exec top autoscale api-resources explain
+  version cluster-info config
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    cmd, rest = args[0], args[1:]
+    module_name = COMPONENTS.get(cmd)
+    if module_name is None:
+        from cli.app import run
+
+        return run(args)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        print(f"error: {cmd} is not available in this build: {exc}", file=sys.stderr)
+        return 1
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
