@@ -9,6 +9,7 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
+from apiserver import protobuf
 from apiserver.registry import WriteOptions
 from machinery import errors
 
@@ -32,6 +33,8 @@ def decode(body: bytes, content_type: str | None) -> Any:
     if len(body) > MAX_BODY:
         raise errors.RequestEntityTooLarge("the request body is larger than 3 MiB")
     mt = media_type(content_type)
+    if mt == protobuf.MEDIA_TYPE:
+        return protobuf.decode(body)
     if mt in ("", JSON, "*/*") or mt.endswith("+json"):
         try:
             return orjson.loads(body) if body else {}

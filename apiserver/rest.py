@@ -282,11 +282,8 @@ class ResourceHandler:
                 "the body of the request was in an unknown format - accepted media types "
                 "include: " + ", ".join(codec.PATCH_TYPES)
             )
-        if (
-            (ptype == "strategic"
-            and not patch.supports_strategic(t.rt.kind))
-            or (ptype == "strategic"
-            and self.registry.strategies.for_(t.rt).custom)
+        if (ptype == "strategic" and not patch.supports_strategic(t.rt.kind)) or (
+            ptype == "strategic" and self.registry.strategies.for_(t.rt).custom
         ):
             raise errors.UnsupportedMediaType(
                 "the body of the request was in an unknown format - accepted media types "

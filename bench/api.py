@@ -155,7 +155,7 @@ async def main_async(n: int) -> None:
 
         for clients in (1, 16):
             lat, el = await run_clients(
-                url, clients, list(range(3000)), lambda c, i: c.get(f"{path}/pod-{i}")
+                url, clients, list(range(3000)), lambda c, i: c.get(f"{path}/pod-{i % n}")
             )
             print(summary(f"get x{clients}", lat, el, floors[clients]))
 
@@ -171,7 +171,7 @@ async def main_async(n: int) -> None:
 
         async def update(c: httpx.AsyncClient, i: int) -> httpx.Response:
             return await c.patch(
-                f"{path}/pod-{i}",
+                f"{path}/pod-{i % n}",
                 json={"metadata": {"labels": {"u": str(i)}}},
                 headers={"Content-Type": "application/merge-patch+json"},
             )

@@ -139,6 +139,8 @@ class _Requests:
     """Request building shared by :class:`Client` and :class:`AsyncClient`."""
 
     namespace: str
+    user_agent: str
+    timeout: float
 
     def _ns(self, rt: ResourceType, namespace: str | None) -> str | None:
         if not rt.namespaced:
@@ -277,9 +279,6 @@ class _Requests:
         """Reads on a watch may be quiet for the whole watch: no read timeout unless bounded."""
         read = timeout_seconds + self.timeout if timeout_seconds else None
         return httpx.Timeout(self.timeout, read=read)
-
-    user_agent: str
-    timeout: float
 
 
 def _http_options(

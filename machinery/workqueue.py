@@ -204,8 +204,6 @@ class WorkQueue:
         if key in self._dirty:
             self._queue.append(key)
             self._wake_one()
-        elif self._shutting_down and not self._queue:
-            self._wake_all()
 
     def shutdown(self) -> None:
         """Ignore further adds; getters drain what is queued and then receive ``None``.

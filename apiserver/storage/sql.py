@@ -74,6 +74,7 @@ class SqlBackend:
 
     def __init__(self, url: str) -> None:
         self.sqlite = url.startswith("sqlite")
+        self._p = "?" if self.sqlite else "%s"  # the driver's paramstyle, for raw statements
         self.engine: Engine = create_engine(url, pool_pre_ping=not self.sqlite)
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -98,58 +99,90 @@ class SqlBackend:
         return Snapshot(rev=rev, compacted=compacted, objects=objs, history=records)
 
     def commit(self, writes: list[Write]) -> list[Outcome]:
+        """One transaction for the batch. The checks run against the stored revisions (read
+        under the head-row lock) plus the batch's own earlier writes; the rows are then written
+        with one ``executemany`` per statement, which is what makes batching pay."""
+        p = self._p
         with self.engine.begin() as conn:
-            query = select(head.c.rev).where(head.c.id == 1)
-            if not self.sqlite:
-                query = query.with_for_update()
-            rev = conn.execute(query).scalar_one()
-            outcomes = []
+            lock = " FOR UPDATE" if not self.sqlite else ""
+            rev = conn.exec_driver_sql(f"SELECT rev FROM head WHERE id = 1{lock}").scalar_one()
+            current: dict[tuple[str, str, str], int | None] = {}
             for w in writes:
-                outcome = self._apply(conn, w, rev + 1)
-                if outcome.error is None:
-                    rev += 1
-                outcomes.append(outcome)
-            conn.execute(update(head).where(head.c.id == 1).values(rev=rev))
+                k = (w.key.resource, w.key.namespace, w.key.name)
+                if k not in current:
+                    current[k] = conn.exec_driver_sql(
+                        f"SELECT rev FROM objects WHERE resource = {p} AND namespace = {p} "
+                        f"AND name = {p}",
+                        k,
+                    ).scalar()
+            inserts: list[tuple] = []
+            updates: list[tuple] = []
+            deletes: list[tuple] = []
+            logged: list[tuple] = []
+            outcomes: list[Outcome] = []
+            for w in writes:
+                k = (w.key.resource, w.key.namespace, w.key.name)
+                have = current[k]
+                if w.op == "create" and have is not None:
+                    outcomes.append(Outcome(error="exists"))
+                    continue
+                if w.op != "create" and have is None:
+                    outcomes.append(Outcome(error="missing"))
+                    continue
+                if w.op != "create" and w.expected is not None and w.expected != have:
+                    outcomes.append(Outcome(error="conflict"))
+                    continue
+                rev += 1
+                w.obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+                raw = orjson.dumps(w.obj)
+                if w.op == "delete":
+                    current[k] = None
+                    deletes.append(k)
+                    inserts = [r for r in inserts if r[:3] != k]
+                    updates = [r for r in updates if r[2:] != k]
+                elif have is None:
+                    inserts.append((*k, rev, raw))
+                    current[k] = rev
+                else:
+                    updates.append((rev, raw, *k))
+                    current[k] = rev
+                logged.append((rev, _EVENT[w.op], *k, raw))
+                outcomes.append(Outcome(rev=rev, raw=raw))
+            self._write_rows(conn, inserts, updates, deletes, logged, rev)
         return outcomes
 
-    def _apply(self, conn: Connection, w: Write, rev: int) -> Outcome:
-        k = w.key
-        where = (
-            (objects.c.resource == k.resource)
-            & (objects.c.namespace == k.namespace)
-            & (objects.c.name == k.name)
-        )
-        current = conn.execute(select(objects.c.rev).where(where)).scalar()
-        if w.op == "create" and current is not None:
-            return Outcome(error="exists")
-        if w.op != "create":
-            if current is None:
-                return Outcome(error="missing")
-            if w.expected is not None and w.expected != current:
-                return Outcome(error="conflict")
-        w.obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
-        raw = orjson.dumps(w.obj)
-        if w.op == "create":
-            conn.execute(
-                insert(objects).values(
-                    resource=k.resource, namespace=k.namespace, name=k.name, rev=rev, value=raw
-                )
+    def _write_rows(
+        self,
+        conn: Connection,
+        inserts: list[tuple],
+        updates: list[tuple],
+        deletes: list[tuple],
+        logged: list[tuple],
+        rev: int,
+    ) -> None:
+        """Deletes first (a key deleted and re-created in one batch is inserted afresh), then
+        inserts, updates, the log rows and the head revision, one statement each."""
+        p = self._p
+        where = f"resource = {p} AND namespace = {p} AND name = {p}"
+        if deletes:
+            conn.exec_driver_sql(f"DELETE FROM objects WHERE {where}", deletes)
+        if inserts:
+            conn.exec_driver_sql(
+                f"INSERT INTO objects (resource, namespace, name, rev, value) "
+                f"VALUES ({p}, {p}, {p}, {p}, {p})",
+                inserts,
             )
-        elif w.op == "update":
-            conn.execute(update(objects).where(where).values(rev=rev, value=raw))
-        else:
-            conn.execute(delete(objects).where(where))
-        conn.execute(
-            insert(log).values(
-                rev=rev,
-                type=_EVENT[w.op],
-                resource=k.resource,
-                namespace=k.namespace,
-                name=k.name,
-                value=raw,
+        if updates:
+            conn.exec_driver_sql(
+                f"UPDATE objects SET rev = {p}, value = {p} WHERE {where}", updates
             )
-        )
-        return Outcome(rev=rev, raw=raw)
+        if logged:
+            conn.exec_driver_sql(
+                f"INSERT INTO log (rev, type, resource, namespace, name, value) "
+                f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
+                logged,
+            )
+            conn.exec_driver_sql(f"UPDATE head SET rev = {p} WHERE id = 1", (rev,))
 
     def compact(self, keep: int) -> int:
         with self.engine.begin() as conn:

@@ -29,6 +29,7 @@ from .podspec import PROTOCOLS, TAINT_EFFECTS, default_pod_spec, validate_pod_sp
 from .validation import (
     FieldErrors,
     config_key_errors,
+    dns1123_label_errors,
     dns1123_subdomain_errors,
     iana_svc_name_errors,
     port_range_errors,
@@ -245,7 +246,7 @@ def _validate_service_ports(svc: Service, errs: FieldErrors) -> None:
         if len(ports) > 1 and not port.name:
             errs.required(f"{p}.name")
         if port.name:
-            errs.check(f"{p}.name", port.name, iana_svc_name_errors(port.name))
+            errs.check(f"{p}.name", port.name, dns1123_label_errors(port.name))
             if port.name in names:
                 errs.duplicate(f"{p}.name", port.name)
             names.add(port.name)

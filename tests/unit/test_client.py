@@ -12,8 +12,10 @@ import base64
 import contextlib
 import os
 import re
+import shutil
 import ssl
 import stat
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -673,6 +675,29 @@ def test_written_kubeconfig_loads_in_the_kubernetes_client(tmp_path: Path) -> No
     _, active = kubernetes_config.list_kube_config_contexts(config_file=str(path))
     assert active["name"] == "tugboat"
     assert active["context"]["namespace"] == "default"
+
+
+def test_written_kubeconfig_is_read_by_kubectl(tmp_path: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    path = tmp_path / "kubeconfig"
+    write_kubeconfig(
+        str(path), "https://127.0.0.1:6443", token="abc", ca_data=b"CA", namespace="apps"
+    )
+    out = subprocess.run(
+        [kubectl, "--kubeconfig", str(path), "config", "view", "--raw", "-o", "json"],
+        capture_output=True,
+        check=True,
+        text=True,
+        timeout=30,
+    )
+    view = orjson.loads(out.stdout)
+    assert view["current-context"] == "tugboat"
+    assert view["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
+    assert base64.b64decode(view["clusters"][0]["cluster"]["certificate-authority-data"]) == b"CA"
+    assert view["users"][0]["user"]["token"] == "abc"
+    assert view["contexts"][0]["context"]["namespace"] == "apps"
 
 
 def test_from_kubeconfig_sends_the_token(tmp_path: Path) -> None:

@@ -169,9 +169,9 @@ async def test_selectors_are_passed_to_the_server(
         fake.seed(PODS, pod("web2", app="web"))
         fake.seed(PODS, pod("db2", app="db"))
         await eventually(lambda: len(inf.store) == 2)
-        fake.seed(CONFIGMAPS, {"metadata": {"name": "flush", "namespace": "default"}})
-        await asyncio.sleep(0)
         assert sorted(inf.store.keys()) == ["default/web1", "default/web2"]
+        watch = fake.requests_matching("GET", "/pods", watch=True)[0]
+        assert watch.url.params["labelSelector"] == "app=web"
     finally:
         await stop(task)
 

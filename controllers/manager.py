@@ -1,0 +1,256 @@
+"""The controller-manager: every controller on shared informers, behind leader election.
+
+``tug controller-manager --server URL [--kubeconfig F] [--workers N] [--leader-elect]``
+
+Contract: only the holder of the Lease ``kube-system/tug-controller-manager`` runs controllers.
+On winning it builds one :class:`~machinery.informer.InformerFactory`, lets every controller
+register its informers and handlers, waits for the caches to sync, then runs ``--workers``
+workers per controller (:func:`machinery.controller.run_workers`). On losing the lease every
+worker and informer is stopped and the process campaigns again from scratch. A standby keeps
+serving ``/healthz``. ``/metrics`` serves the Prometheus default registry: work-queue depth,
+reconcile latency and outcomes, errors (labelled by controller).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from controllers.deployment import DeploymentController
+from controllers.garbagecollector import GarbageCollector
+from controllers.namespace import NamespaceController
+from controllers.replicaset import ReplicaSetController
+from machinery import errors
+from machinery.client import AsyncClient
+from machinery.controller import run_workers
+from machinery.events import EventRecorder
+from machinery.informer import InformerFactory
+from machinery.kinds import lookup
+from machinery.leaderelection import LeaderElector
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "tug-controller-manager"
+LEASE_NAMESPACE = "kube-system"
+
+# name → (factory taking (informer factory, recorder), event source component)
+CONTROLLERS: dict[str, tuple[Callable[..., Any], str]] = {
+    "replicaset": (ReplicaSetController.from_factory, "replicaset-controller"),
+    "deployment": (DeploymentController.from_factory, "deployment-controller"),
+    "garbagecollector": (GarbageCollector.from_factory, "garbage-collector-controller"),
+    "namespace": (NamespaceController.from_factory, "namespace-controller"),
+}
+
+
+class ControllerManager:
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        workers: int = 5,
+        controllers: list[str] | None = None,
+        leader_elect: bool = True,
+        identity: str | None = None,
+        lease_duration: float = 15,
+        renew_deadline: float = 10,
+        retry_period: float = 2,
+        resync_period: float | None = 300.0,
+    ) -> None:
+        self.client = client
+        self.workers = workers
+        self.enabled = controllers or list(CONTROLLERS)
+        self.leader_elect = leader_elect
+        self.identity = identity or f"{socket.gethostname()}_{uuid.uuid4()}"
+        self.lease = (lease_duration, renew_deadline, retry_period)
+        self.resync_period = resync_period
+        self.leading = False
+        self.synced = False
+
+    async def run(self) -> None:
+        """Campaign and lead until cancelled (or just lead, without leader election)."""
+        if not self.leader_elect:
+            await self.run_controllers()
+            return
+        await self._ensure_namespace()
+        elector = LeaderElector(
+            self.client, LEASE_NAME, LEASE_NAMESPACE, self.identity, *self.lease
+        )
+        while True:
+            await elector.run(self.run_controllers)
+            log.warning("lost leadership; campaigning again")
+
+    async def run_controllers(self) -> None:
+        """Start informers and workers; stop them all when cancelled."""
+        self.leading = True
+        factory = InformerFactory(self.client, resync_period=self.resync_period)
+        recorders = []
+        ctls = []
+        for name in self.enabled:
+            make, component = CONTROLLERS[name]
+            recorder = EventRecorder(self.client, component, socket.gethostname())
+            recorders.append(recorder)
+            ctls.append(make(factory, recorder))
+        try:
+            await factory.start()
+            await factory.wait_synced()
+            self.synced = True
+            log.info("caches synced; starting %s", ", ".join(c.name for c in ctls))
+            async with asyncio.TaskGroup() as tg:
+                for ctl in ctls:
+                    tg.create_task(
+                        run_workers(ctl.queue, ctl.reconcile, self.workers, name=ctl.name)
+                    )
+        finally:
+            self.leading = self.synced = False
+            for ctl in ctls:
+                ctl.queue.shutdown()
+            await factory.stop()
+            for recorder in recorders:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(recorder.aclose(), 2)
+
+    async def _ensure_namespace(self) -> None:
+        """Create the lease's namespace if missing, waiting for the API server to answer."""
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NAMESPACE}}
+        delay = 0.2
+        while True:
+            try:
+                await self.client.create(lookup("namespaces"), ns)
+                return
+            except (errors.AlreadyExists, errors.Forbidden):
+                return
+            except (httpx.HTTPError, errors.ApiError) as e:
+                log.warning("API server not usable yet (%s); retrying in %.1fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+# -- /healthz and /metrics -------------------------------------------------------------------
+
+
+async def serve_health(manager: ControllerManager, host: str, port: int) -> asyncio.Server:
+    """A minimal HTTP/1.0 server for probes and Prometheus scrapes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 10)
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request.decode("latin-1").split()
+            path = parts[1].split("?")[0] if len(parts) > 1 else "/"
+            if path in ("/healthz", "/livez"):
+                code, ctype, body = 200, "text/plain", b"ok"
+            elif path == "/readyz":
+                ready = manager.synced or not manager.leading
+                code, ctype, body = (
+                    (200, "text/plain", b"ok")
+                    if ready
+                    else (503, "text/plain", b"caches not synced")
+                )
+            elif path == "/metrics":
+                code, ctype, body = 200, CONTENT_TYPE_LATEST, generate_latest()
+            else:
+                code, ctype, body = 404, "text/plain", b"not found"
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[code]
+            writer.write(
+                f"HTTP/1.0 {code} {reason}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="tug controller-manager", description="Run the tugboat controllers."
+    )
+    p.add_argument("--server", help="API server URL (default: from the kubeconfig)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--workers", type=int, default=5, help="workers per controller")
+    p.add_argument(
+        "--controllers", default=",".join(CONTROLLERS), help="comma-separated controllers to run"
+    )
+    p.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="campaign for the lease before running (default on)",
+    )
+    p.add_argument("--leader-elect-lease-duration", type=float, default=15)
+    p.add_argument("--leader-elect-renew-deadline", type=float, default=10)
+    p.add_argument("--leader-elect-retry-period", type=float, default=2)
+    p.add_argument("--identity", help="leader election identity (default: host_uuid)")
+    p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument(
+        "--port", type=int, default=10257, help="port for /healthz and /metrics (0: do not serve)"
+    )
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    if args.server:
+        client = AsyncClient(args.server, user_agent="tug-controller-manager")
+    else:
+        client = AsyncClient.from_kubeconfig(args.kubeconfig, user_agent="tug-controller-manager")
+    unknown = set(args.controllers.split(",")) - set(CONTROLLERS)
+    if unknown:
+        raise SystemExit(f"unknown controllers: {', '.join(sorted(unknown))}")
+    manager = ControllerManager(
+        client,
+        workers=args.workers,
+        controllers=args.controllers.split(","),
+        leader_elect=args.leader_elect,
+        identity=args.identity,
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
+    server = await serve_health(manager, args.bind_address, args.port) if args.port else None
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+    try:
+        await manager.run()
+    except asyncio.CancelledError:
+        log.info("shutting down")
+    finally:
+        if server is not None:
+            server.close()
+        await client.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(_main(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

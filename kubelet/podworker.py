@@ -1,0 +1,387 @@
+"""One worker per pod: observe the runtime, plan, act, report status.
+
+A :class:`PodWorker` owns one pod uid. :meth:`PodWorker.update` hands it the newest pod from
+the informer (``None`` once the API server forgot the pod) and :meth:`PodWorker.wake` asks for a
+pass (the agent's runtime poller calls it when a container of the pod changed state). Each pass
+of :meth:`PodWorker.sync` is level-triggered and idempotent:
+
+1. read the pod's sandboxes and containers from CRI (:func:`kubelet.observe.observe`);
+2. a pod being deleted (or gone) is torn down: preStop, SIGTERM, grace, SIGKILL, sandbox
+   stop and removal, cgroup and log cleanup, then the deletion is finished with
+   ``gracePeriodSeconds=0`` (uid precondition) — and the worker ends;
+3. otherwise :func:`kubelet.plan.compute_plan` decides and :meth:`PodWorker._execute` acts:
+   images (ImageStatus first, never a pull of a present image; pull failures back off as
+   ErrImagePull → ImagePullBackOff), sandbox, containers, with events;
+4. the status (:func:`kubelet.status.pod_status`) is written through ``pods/NAME/status`` as a
+   merge patch of the changed top-level fields, only when it changed.
+
+Passes never overlap. Errors are logged and retried with a capped exponential delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from machinery import errors
+from machinery.kinds import lookup
+
+from . import specs
+from .backoff import Backoff
+from .cri.client import AsyncRuntimeClient
+from .cri.errors import CriError
+from .cri.names import normalize_image
+from .observe import EXITED, PodRuntime, observe
+from .plan import Plan, Start, backoff_key, compute_plan
+from .status import TERMINAL, pod_status
+from .termination import MIN_GRACE, kill_pod, remove_container, remove_pod, stop_container
+
+log = logging.getLogger(__name__)
+
+PODS = lookup("pods")
+Obj = dict[str, Any]
+KEEP_DEAD = 2  # instances per container name kept (the newest two: status and --previous)
+RETRY_MIN, RETRY_MAX = 0.5, 30.0
+
+
+class Recorder(Protocol):
+    def event(self, obj: Obj, type: str, reason: str, message: str) -> None: ...
+
+
+class NullRecorder:
+    def event(self, obj: Obj, type: str, reason: str, message: str) -> None:
+        return None
+
+
+@dataclass
+class WorkerContext:
+    """What every worker of one node agent shares."""
+
+    client: Any  # machinery.client.AsyncClient
+    runtime: AsyncRuntimeClient
+    node: specs.NodeContext
+    recorder: Recorder = field(default_factory=NullRecorder)
+    runtime_name: str = "containerd"
+    backoff: Backoff = field(default_factory=Backoff)
+    image_backoff: Backoff = field(default_factory=Backoff)
+    start_backoff: Backoff = field(default_factory=Backoff)
+    clock: Callable[[], float] = time.time
+    resync: float | None = 60.0  # a pass at least this often (None: only on events)
+
+
+def pull_policy(c: Obj) -> str:
+    policy = c.get("imagePullPolicy")
+    if policy:
+        return str(policy)
+    image = normalize_image(str(c.get("image") or "-"))
+    return "Always" if image.endswith(":latest") else "IfNotPresent"
+
+
+def _status_patch(old: Obj, new: Obj) -> Obj:
+    """A merge patch turning status ``old`` into ``new`` (top-level fields)."""
+    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new})
+    return patch
+
+
+class PodWorker:
+    """See the module docstring. Create, :meth:`update`, then ``await run()`` (a task)."""
+
+    def __init__(self, ctx: WorkerContext, pod: Obj) -> None:
+        self.ctx = ctx
+        self.uid = specs.pod_uid(pod)
+        self.pod: Obj | None = pod
+        self.last_pod: Obj = pod
+        self.errors: dict[str, tuple[str, str]] = {}  # container → waiting (reason, message)
+        self.done = False
+        self.syncs = 0
+        self._event = asyncio.Event()
+        self._event.set()
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def update(self, pod: Obj | None) -> None:
+        """The newest pod from the API server (``None``: it is gone)."""
+        self.pod = pod
+        if pod is not None:
+            self.last_pod = pod
+        self._event.set()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    # -- loop --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        failures = 0
+        while not self.done:
+            self._event.clear()
+            try:
+                delay = await self.sync()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # a worker must survive anything and retry
+                failures += 1
+                delay = min(RETRY_MAX, RETRY_MIN * 2 ** (failures - 1))
+                log.warning("pod %s: sync failed (%s); retrying in %.1fs", self.name, err, delay)
+            if self.done:
+                break
+            if delay is None:
+                delay = self.ctx.resync
+            try:
+                await asyncio.wait_for(self._event.wait(), delay)
+            except TimeoutError:
+                pass
+
+    @property
+    def name(self) -> str:
+        return specs.pod_key(self.last_pod)
+
+    async def sync(self) -> float | None:
+        """One pass; returns seconds until the next wanted pass (``None``: only on events)."""
+        self.syncs += 1
+        ctx, pod = self.ctx, self.pod
+        rt = await observe(ctx.runtime, self.uid, ctx.node.name)
+        if pod is None or specs.meta(pod).get("deletionTimestamp"):
+            await self.terminate(pod, rt)
+            return None
+        if (pod.get("status") or {}).get("phase") in TERMINAL:
+            if rt.running() or any(s.ready for s in rt.sandboxes):
+                await kill_pod(ctx.runtime, rt)
+            return None
+        plan = compute_plan(pod, rt, ctx.backoff)
+        wake = plan.wake_after
+        changed = False
+        if not plan.idle:
+            changed, exec_wake = await self._execute(pod, plan, rt)
+            if exec_wake is not None:
+                wake = exec_wake if wake is None else min(wake, exec_wake)
+            rt = await observe(ctx.runtime, self.uid, ctx.node.name)
+        waiting = {**self.errors, **plan.waiting}
+        status = pod_status(
+            pod,
+            rt,
+            waiting,
+            host_ip=ctx.node.ip,
+            now=ctx.clock(),
+            runtime_name=ctx.runtime_name,
+        )
+        await self._write_status(pod, status)
+        await self._collect_garbage(rt)
+        if status.get("phase") in TERMINAL:
+            return 0.0 if (rt.running() or any(s.ready for s in rt.sandboxes)) else None
+        return 0.0 if changed else wake
+
+    # -- acting ------------------------------------------------------------------------------
+
+    def _event_for(self, pod: Obj, type_: str, reason: str, message: str) -> None:
+        ref = dict(pod)
+        ref.setdefault("kind", "Pod")
+        ref.setdefault("apiVersion", "v1")
+        self.ctx.recorder.event(ref, type_, reason, message)
+
+    async def _execute(self, pod: Obj, plan: Plan, rt: PodRuntime) -> tuple[bool, float | None]:
+        """Carry out ``plan``; returns (whether anything changed, seconds until a retry)."""
+        ctx = self.ctx
+        changed = False
+        wake: float | None = None
+        if plan.kill_pod:
+            for c in rt.running():
+                self._event_for(pod, "Normal", "Killing", f"Stopping container {c.name}")
+            await kill_pod(ctx.runtime, rt, specs.grace_period(pod))
+            changed = True
+        if plan.finished:
+            return changed, None
+        ip = ""
+        for record, why in plan.kill:
+            self._event_for(
+                pod, "Normal", "Killing", f"{why}: container {record.name} will be restarted"
+            )
+            await stop_container(
+                ctx.runtime,
+                record.id,
+                specs.grace_period(pod),
+                pre_stop=record.pre_stop,
+                pod_ip=rt.sandbox.ip if rt.sandbox else "",
+            )
+            changed = True
+        for record in plan.remove:
+            await remove_container(ctx.runtime, record.id, record.log_path)
+            changed = True
+        if plan.create_sandbox:
+            sandbox_config = specs.sandbox_config(pod, ctx.node, plan.sandbox_attempt)
+            try:
+                sandbox_id = await ctx.runtime.run_pod_sandbox(sandbox_config)
+            except CriError as err:
+                self._event_for(
+                    pod,
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    f"Failed to create pod sandbox: {err.details}",
+                )
+                raise
+            ip = (await ctx.runtime.pod_sandbox_status(sandbox_id)).network.ip
+            changed = True
+        else:
+            assert rt.sandbox is not None
+            sandbox_id, ip = rt.sandbox.id, rt.sandbox.ip
+            sandbox_config = specs.sandbox_config(pod, ctx.node, rt.sandbox.attempt)
+        for step in plan.start:
+            started, retry = await self._start(pod, step, sandbox_id, sandbox_config, ip)
+            changed = changed or started
+            if retry is not None:
+                wake = retry if wake is None else min(wake, retry)
+            if not started and step.init:
+                break
+        return changed, wake
+
+    async def _start(
+        self, pod: Obj, step: Start, sandbox_id: str, sandbox_config: Any, pod_ip: str
+    ) -> tuple[bool, float | None]:
+        """Image, create, start one container; returns (started, seconds until a retry)."""
+        ctx, c = self.ctx, step.container
+        name = c["name"]
+        retry = await self._ensure_image(pod, c)
+        if retry is not None:
+            return False, retry
+        key = backoff_key(pod, name)
+        if ctx.start_backoff.in_backoff_since_update(key):
+            return False, ctx.start_backoff.remaining_since_update(key)
+        try:
+            config = specs.container_config(
+                pod, c, ctx.node, restart_count=step.restart_count, init=step.init, pod_ip=pod_ip
+            )
+        except ValueError as err:
+            return self._failed(pod, key, name, "CreateContainerConfigError", str(err))
+        if step.backoff_event is not None:
+            ctx.backoff.next(key, step.backoff_event)
+        try:
+            container_id = await ctx.runtime.create_container(sandbox_id, config, sandbox_config)
+        except CriError as err:
+            return self._failed(pod, key, name, "CreateContainerError", err.details)
+        self._event_for(pod, "Normal", "Created", f"Created container {name}")
+        try:
+            await ctx.runtime.start_container(container_id)
+        except CriError as err:
+            return self._failed(pod, key, name, "RunContainerError", err.details)
+        self._event_for(pod, "Normal", "Started", f"Started container {name}")
+        self.errors.pop(name, None)
+        ctx.start_backoff.reset(key)
+        return True, None
+
+    def _failed(
+        self, pod: Obj, key: str, name: str, reason: str, message: str
+    ) -> tuple[bool, float | None]:
+        self.errors[name] = (reason, message)
+        self._event_for(pod, "Warning", "Failed", f"Error: {message}")
+        self.ctx.start_backoff.next(key, self.ctx.clock())
+        return False, self.ctx.start_backoff.remaining_since_update(key)
+
+    async def _ensure_image(self, pod: Obj, c: Obj) -> float | None:
+        """Make the image present per ``imagePullPolicy``; ``None`` when it is, else the
+        seconds until the next attempt (the waiting reason is recorded)."""
+        ctx, name, image = self.ctx, c["name"], str(c.get("image") or "")
+        try:
+            present = await ctx.runtime.image_status(image)
+        except (CriError, ValueError) as err:
+            self.errors[name] = ("InvalidImageName", str(err))
+            return ctx.resync or 60.0
+        if present is not None:
+            self._event_for(
+                pod, "Normal", "Pulled", f'Container image "{image}" already present on machine'
+            )
+            return None
+        if pull_policy(c) == "Never":
+            message = f'Container image "{image}" is not present with pull policy of Never'
+            self.errors[name] = ("ErrImageNeverPull", message)
+            self._event_for(pod, "Warning", "ErrImageNeverPull", message)
+            return ctx.resync or 60.0
+        key = f"{self.uid}/{image}"
+        if ctx.image_backoff.in_backoff_since_update(key):
+            message = f'Back-off pulling image "{image}"'
+            self.errors[name] = ("ImagePullBackOff", message)
+            self._event_for(pod, "Normal", "BackOff", message)
+            return ctx.image_backoff.remaining_since_update(key)
+        self._event_for(pod, "Normal", "Pulling", f'Pulling image "{image}"')
+        started = time.monotonic()
+        try:
+            await ctx.runtime.pull_image(image)
+        except CriError as err:
+            ctx.image_backoff.next(key, ctx.clock())
+            message = f'Failed to pull image "{image}": {err.details}'
+            self.errors[name] = ("ErrImagePull", message)
+            self._event_for(pod, "Warning", "Failed", message)
+            return ctx.image_backoff.remaining_since_update(key)
+        ctx.image_backoff.reset(key)
+        self._event_for(
+            pod,
+            "Normal",
+            "Pulled",
+            f'Successfully pulled image "{image}" in {time.monotonic() - started:.3f}s',
+        )
+        return None
+
+    async def _write_status(self, pod: Obj, status: Obj) -> None:
+        patch = _status_patch(pod.get("status") or {}, status)
+        if not patch:
+            return
+        m = specs.meta(pod)
+        try:
+            updated = await self.ctx.client.patch(
+                PODS, m["name"], {"status": patch}, m["namespace"], subresource="status"
+            )
+        except errors.NotFound:
+            return
+        if self.pod is not None and specs.pod_uid(updated) == self.uid:
+            # Do not wait for the watch: the next pass compares against what was written.
+            newer = int(specs.meta(self.pod).get("resourceVersion") or 0)
+            if int(specs.meta(updated).get("resourceVersion") or 0) >= newer:
+                self.pod = updated
+                self.last_pod = updated
+
+    async def _collect_garbage(self, rt: PodRuntime) -> None:
+        """Remove exited instances beyond the newest :data:`KEEP_DEAD` per container name."""
+        for instances in rt.containers.values():
+            for c in instances[KEEP_DEAD:]:
+                if c.state == EXITED:
+                    await remove_container(self.ctx.runtime, c.id, c.log_path)
+
+    # -- termination -------------------------------------------------------------------------
+
+    async def terminate(self, pod: Obj | None, rt: PodRuntime) -> None:
+        """Tear everything down, then finish the API deletion. Ends the worker."""
+        ctx = self.ctx
+        grace = specs.grace_period(pod) if pod is not None else MIN_GRACE
+        if rt.running():
+            for c in rt.running():
+                self._event_for(self.last_pod, "Normal", "Killing", f"Stopping container {c.name}")
+            await kill_pod(ctx.runtime, rt, grace)
+        if not rt.empty:
+            rt = await observe(ctx.runtime, self.uid, ctx.node.name)
+            await remove_pod(
+                ctx.runtime,
+                rt,
+                cgroup_parent=specs.cgroup_parent(ctx.node, self.uid),
+                log_dir=specs.log_directory(ctx.node, self.last_pod),
+            )
+        ctx.backoff.forget_prefix(f"{self.uid}/")
+        ctx.image_backoff.forget_prefix(f"{self.uid}/")
+        ctx.start_backoff.forget_prefix(f"{self.uid}/")
+        if pod is not None:
+            m = specs.meta(pod)
+            try:
+                await ctx.client.delete(
+                    PODS,
+                    m["name"],
+                    m["namespace"],
+                    grace_period_seconds=0,
+                    preconditions={"uid": self.uid},
+                )
+            except (errors.NotFound, errors.Conflict):
+                pass
+        self.done = True

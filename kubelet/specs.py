@@ -1,0 +1,427 @@
+"""Pure translation of a pod (a plain dict) into CRI sandbox and container configs.
+
+Contracts:
+
+- Namespaces: network POD (NODE with ``hostNetwork``), pid CONTAINER (POD with
+  ``shareProcessNamespace``, NODE with ``hostPID``), ipc POD (NODE with ``hostIPC``), so a
+  container's own process is PID 1, as with the Kubernetes kubelet.
+- Seccomp: **RuntimeDefault unless the pod or container asks for** ``Unconfined`` (Kubernetes
+  defaults to Unconfined; tugboat chooses the safer default). ``Localhost`` profiles are passed
+  through.
+- Cgroups: the sandbox and its containers live under ``<cgroup_root>/pod<uid>`` (cgroupfs);
+  cpu shares come from requests, the CFS quota and the memory limit from limits, the OOM score
+  from the QoS class, as the kubelet computes them.
+- Command/args pass through unchanged: the runtime applies Kubernetes' ENTRYPOINT/CMD rules
+  (``command`` replaces the entrypoint and drops CMD; ``args`` alone replaces CMD).
+- Env: ``value`` and ``valueFrom.fieldRef`` (metadata.name/namespace/uid, spec.nodeName,
+  spec.serviceAccountName, status.podIP, status.hostIP), then ``$(VAR)`` expansion in env
+  values, command and args (``$$`` escapes), like Kubernetes.
+- Logs go to ``<log_root>/<namespace>_<name>_<uid>/<container>/<restartCount>.log``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from machinery.quantity import cpu_millis, to_bytes
+
+from . import labels as L
+from .cri import api_pb2 as pb
+
+Obj = dict[str, Any]
+
+CPU_PERIOD = 100_000
+MIN_SHARES = 2
+MAX_HOSTNAME = 63
+DEFAULT_GRACE = 30
+MASKED_PATHS = (
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+_PROTOCOLS = {"TCP": pb.TCP, "UDP": pb.UDP, "SCTP": pb.SCTP}
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What the translation needs to know about the node."""
+
+    name: str
+    ip: str = "127.0.0.1"
+    log_root: str = "/var/log/pods"
+    cgroup_root: str = "/tugboat"
+    cluster_dns: tuple[str, ...] = ("10.96.0.10",)
+    cluster_domain: str = "cluster.local"
+    memory_capacity: int = 0  # bytes, for the Burstable OOM score
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def meta(pod: Obj) -> Obj:
+    return pod.get("metadata") or {}
+
+
+def spec(pod: Obj) -> Obj:
+    return pod.get("spec") or {}
+
+
+def pod_uid(pod: Obj) -> str:
+    return str(meta(pod).get("uid") or "")
+
+
+def pod_key(pod: Obj) -> str:
+    return f"{meta(pod).get('namespace', '')}/{meta(pod).get('name', '')}"
+
+
+def cgroup_parent(node: NodeContext, uid: str) -> str:
+    return f"{node.cgroup_root.rstrip('/')}/pod{uid}"
+
+
+def log_directory(node: NodeContext, pod: Obj) -> str:
+    m = meta(pod)
+    return f"{node.log_root.rstrip('/')}/{m.get('namespace')}_{m.get('name')}_{m.get('uid')}"
+
+
+def log_path(container_name: str, restart_count: int) -> str:
+    """The container's log file, relative to the sandbox's log directory."""
+    return f"{container_name}/{restart_count}.log"
+
+
+def grace_period(pod: Obj) -> int:
+    """Seconds between SIGTERM and SIGKILL for this pod's containers right now."""
+    deleting = meta(pod).get("deletionGracePeriodSeconds")
+    if meta(pod).get("deletionTimestamp") and deleting is not None:
+        return int(deleting)
+    value = spec(pod).get("terminationGracePeriodSeconds")
+    return DEFAULT_GRACE if value is None else int(value)
+
+
+def container_hash(container: Obj) -> str:
+    """A stable hash of a container's spec: a change means the container must be replaced."""
+    return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# QoS and resources
+
+
+def _resources(c: Obj) -> tuple[Obj, Obj]:
+    res = c.get("resources") or {}
+    limits = dict(res.get("limits") or {})
+    requests = dict(res.get("requests") or {})
+    for k, v in limits.items():  # Kubernetes defaults requests to limits
+        requests.setdefault(k, v)
+    return requests, limits
+
+
+def qos_class(pod_spec: Obj) -> str:
+    """Guaranteed, Burstable or BestEffort (Kubernetes' rules)."""
+    containers = list(pod_spec.get("containers") or []) + list(pod_spec.get("initContainers") or [])
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        requests, limits = _resources(c)
+        if any(k in requests or k in limits for k in ("cpu", "memory")):
+            any_set = True
+        for r in ("cpu", "memory"):
+            if r not in limits or r not in requests or requests[r] != limits[r]:
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def oom_score_adj(qos: str, memory_request: int, memory_capacity: int) -> int:
+    if qos == "Guaranteed":
+        return -997
+    if qos == "BestEffort":
+        return 1000
+    if memory_capacity <= 0:
+        return 999
+    score = 1000 - (1000 * memory_request) // memory_capacity
+    return max(2, min(999, int(score)))
+
+
+def linux_resources(c: Obj, qos: str, node: NodeContext) -> pb.LinuxContainerResources:
+    requests, limits = _resources(c)
+    shares = MIN_SHARES
+    if "cpu" in requests:
+        shares = max(MIN_SHARES, cpu_millis(requests["cpu"]) * 1024 // 1000)
+    res = pb.LinuxContainerResources(cpu_shares=shares)
+    if "cpu" in limits:
+        res.cpu_period = CPU_PERIOD
+        res.cpu_quota = max(1000, cpu_millis(limits["cpu"]) * CPU_PERIOD // 1000)
+    if "memory" in limits:
+        res.memory_limit_in_bytes = to_bytes(limits["memory"])
+    memory_request = to_bytes(requests["memory"]) if "memory" in requests else 0
+    res.oom_score_adj = oom_score_adj(qos, memory_request, node.memory_capacity)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# security
+
+
+def _seccomp(*contexts: Obj | None) -> pb.SecurityProfile:
+    for ctx in contexts:
+        profile = (ctx or {}).get("seccompProfile") or {}
+        kind = profile.get("type")
+        if kind == "Unconfined":
+            return pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined)
+        if kind == "Localhost":
+            return pb.SecurityProfile(
+                profile_type=pb.SecurityProfile.Localhost,
+                localhost_ref=str(profile.get("localhostProfile") or ""),
+            )
+        if kind == "RuntimeDefault":
+            break
+    return pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault)
+
+
+def namespace_options(pod: Obj) -> pb.NamespaceOption:
+    s = spec(pod)
+    pid = pb.CONTAINER
+    if s.get("hostPID"):
+        pid = pb.NODE
+    elif s.get("shareProcessNamespace"):
+        pid = pb.POD
+    return pb.NamespaceOption(
+        network=pb.NODE if s.get("hostNetwork") else pb.POD,
+        pid=pid,
+        ipc=pb.NODE if s.get("hostIPC") else pb.POD,
+    )
+
+
+def _any_privileged(pod: Obj) -> bool:
+    s = spec(pod)
+    containers = list(s.get("containers") or []) + list(s.get("initContainers") or [])
+    return any((c.get("securityContext") or {}).get("privileged") for c in containers)
+
+
+# ---------------------------------------------------------------------------------------------
+# sandbox
+
+
+def dns_config(pod: Obj, node: NodeContext) -> pb.DNSConfig | None:
+    """The pod's resolv.conf per ``dnsPolicy``; ``None`` means the host's (policy Default)."""
+    s = spec(pod)
+    policy = s.get("dnsPolicy") or "ClusterFirst"
+    if policy == "ClusterFirst" and s.get("hostNetwork"):
+        policy = "Default"
+    if policy == "ClusterFirstWithHostNet":
+        policy = "ClusterFirst"
+    custom = s.get("dnsConfig") or {}
+    if policy == "Default" and not custom:
+        return None
+    servers: list[str] = []
+    searches: list[str] = []
+    options: list[str] = []
+    if policy == "ClusterFirst" and node.cluster_dns:
+        ns = meta(pod).get("namespace") or "default"
+        d = node.cluster_domain
+        servers = list(node.cluster_dns)
+        searches = [f"{ns}.svc.{d}", f"svc.{d}", d]
+        options = ["ndots:5"]
+    servers += [x for x in custom.get("nameservers") or [] if x not in servers]
+    searches += [x for x in custom.get("searches") or [] if x not in searches]
+    for opt in custom.get("options") or []:
+        text = opt["name"] + (f":{opt['value']}" if opt.get("value") else "")
+        options = [o for o in options if o.split(":")[0] != opt["name"]] + [text]
+    if not (servers or searches or options):
+        return None
+    return pb.DNSConfig(servers=servers, searches=searches, options=options)
+
+
+def port_mappings(pod: Obj) -> list[pb.PortMapping]:
+    out = []
+    for c in spec(pod).get("containers") or []:
+        for p in c.get("ports") or []:
+            if not p.get("hostPort"):
+                continue
+            out.append(
+                pb.PortMapping(
+                    protocol=_PROTOCOLS.get(p.get("protocol") or "TCP", pb.TCP),
+                    container_port=int(p["containerPort"]),
+                    host_port=int(p["hostPort"]),
+                    host_ip=str(p.get("hostIP") or ""),
+                )
+            )
+    return out
+
+
+def hostname(pod: Obj) -> str:
+    s = spec(pod)
+    if s.get("hostNetwork"):
+        return ""  # runc cannot set a hostname without its own UTS namespace
+    return str(s.get("hostname") or meta(pod).get("name") or "")[:MAX_HOSTNAME].rstrip("-.")
+
+
+def sandbox_config(pod: Obj, node: NodeContext, attempt: int = 0) -> pb.PodSandboxConfig:
+    m, s = meta(pod), spec(pod)
+    uid = pod_uid(pod)
+    psc = s.get("securityContext") or {}
+    sc = pb.LinuxSandboxSecurityContext(
+        namespace_options=namespace_options(pod),
+        privileged=_any_privileged(pod),
+        seccomp=_seccomp(psc),
+    )
+    if psc.get("runAsUser") is not None:
+        sc.run_as_user.value = int(psc["runAsUser"])
+    if psc.get("runAsGroup") is not None:
+        sc.run_as_group.value = int(psc["runAsGroup"])
+    sc.supplemental_groups.extend(int(g) for g in psc.get("supplementalGroups") or [])
+    if psc.get("fsGroup") is not None:
+        sc.supplemental_groups.append(int(psc["fsGroup"]))
+    config = pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(
+            name=str(m.get("name")), uid=uid, namespace=str(m.get("namespace")), attempt=attempt
+        ),
+        hostname=hostname(pod),
+        log_directory=log_directory(node, pod),
+        port_mappings=port_mappings(pod),
+        labels=L.pod_labels(str(m.get("name")), str(m.get("namespace")), uid, node.name),
+        annotations={L.GRACE_PERIOD: str(grace_period(pod))},
+        linux=pb.LinuxPodSandboxConfig(
+            cgroup_parent=cgroup_parent(node, uid),
+            security_context=sc,
+            sysctls={x["name"]: str(x["value"]) for x in psc.get("sysctls") or []},
+        ),
+    )
+    dns = dns_config(pod, node)
+    if dns is not None:
+        config.dns_config.CopyFrom(dns)
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# containers
+
+_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes ``$(VAR)`` expansion: known names are replaced, unknown ones kept, ``$$``
+    becomes ``$``."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1)
+        return env[name] if name in env else m.group(0)
+
+    return _VAR.sub(sub, text)
+
+
+def field_ref(pod: Obj, path: str, pod_ip: str, host_ip: str) -> str:
+    m, s = meta(pod), spec(pod)
+    simple = {
+        "metadata.name": m.get("name"),
+        "metadata.namespace": m.get("namespace"),
+        "metadata.uid": m.get("uid"),
+        "spec.nodeName": s.get("nodeName"),
+        "spec.serviceAccountName": s.get("serviceAccountName") or "default",
+        "status.podIP": pod_ip,
+        "status.podIPs": pod_ip,
+        "status.hostIP": host_ip,
+        "status.hostIPs": host_ip,
+    }
+    if path in simple:
+        return str(simple[path] or "")
+    found = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+    if found:
+        return str((m.get(found.group(1)) or {}).get(found.group(2), ""))
+    raise ValueError(f"unsupported fieldRef {path!r}")
+
+
+def environment(pod: Obj, c: Obj, pod_ip: str, host_ip: str) -> dict[str, str]:
+    """The container's environment, in order, with ``$(VAR)`` expanded against earlier ones.
+
+    Raises ``ValueError`` for a source this agent cannot resolve (reported as
+    CreateContainerConfigError)."""
+    env: dict[str, str] = {}
+    for item in c.get("env") or []:
+        name = item["name"]
+        if item.get("valueFrom"):
+            source = item["valueFrom"]
+            if "fieldRef" in source:
+                env[name] = field_ref(pod, source["fieldRef"]["fieldPath"], pod_ip, host_ip)
+                continue
+            raise ValueError(f"env {name}: valueFrom {sorted(source)} is not supported yet")
+        env[name] = expand(str(item.get("value") or ""), env)
+    return env
+
+
+def container_config(
+    pod: Obj,
+    c: Obj,
+    node: NodeContext,
+    *,
+    restart_count: int,
+    init: bool = False,
+    pod_ip: str = "",
+) -> pb.ContainerConfig:
+    """The CRI config for container ``c`` of ``pod``, attempt ``restart_count``."""
+    m, s = meta(pod), spec(pod)
+    env = environment(pod, c, pod_ip, node.ip)
+    qos = qos_class(s)
+    csc = c.get("securityContext") or {}
+    psc = s.get("securityContext") or {}
+    privileged = bool(csc.get("privileged"))
+    sc = pb.LinuxContainerSecurityContext(
+        namespace_options=namespace_options(pod),
+        privileged=privileged,
+        seccomp=_seccomp(csc, psc),
+        readonly_rootfs=bool(csc.get("readOnlyRootFilesystem")),
+        no_new_privs=csc.get("allowPrivilegeEscalation") is False,
+    )
+    if not privileged:
+        sc.masked_paths.extend(MASKED_PATHS)
+        sc.readonly_paths.extend(READONLY_PATHS)
+    caps = csc.get("capabilities") or {}
+    if caps:
+        sc.capabilities.add_capabilities.extend(caps.get("add") or [])
+        sc.capabilities.drop_capabilities.extend(caps.get("drop") or [])
+    for key, target in (("runAsUser", sc.run_as_user), ("runAsGroup", sc.run_as_group)):
+        value = csc.get(key, psc.get(key))
+        if value is not None:
+            target.value = int(value)
+    sc.supplemental_groups.extend(int(g) for g in psc.get("supplementalGroups") or [])
+    uid = pod_uid(pod)
+    labels = L.pod_labels(str(m.get("name")), str(m.get("namespace")), uid, node.name)
+    labels[L.CONTAINER_NAME] = c["name"]
+    labels[L.CONTAINER_TYPE] = "init" if init else "app"
+    annotations = {
+        L.RESTART_COUNT: str(restart_count),
+        L.CONTAINER_HASH: container_hash(c),
+        L.GRACE_PERIOD: str(grace_period(pod)),
+    }
+    pre_stop = (c.get("lifecycle") or {}).get("preStop")
+    if pre_stop:
+        annotations[L.PRE_STOP] = json.dumps(pre_stop, sort_keys=True)
+    return pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=c["name"], attempt=restart_count),
+        image=pb.ImageSpec(image=str(c.get("image") or "")),
+        command=[expand(x, env) for x in c.get("command") or []],
+        args=[expand(x, env) for x in c.get("args") or []],
+        working_dir=str(c.get("workingDir") or ""),
+        envs=[pb.KeyValue(key=k, value=v) for k, v in env.items()],
+        labels=labels,
+        annotations=annotations,
+        log_path=log_path(c["name"], restart_count),
+        stdin=bool(c.get("stdin")),
+        stdin_once=bool(c.get("stdinOnce")),
+        tty=bool(c.get("tty")),
+        linux=pb.LinuxContainerConfig(resources=linux_resources(c, qos, node), security_context=sc),
+    )

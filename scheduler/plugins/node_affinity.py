@@ -1,0 +1,129 @@
+"""NodeAffinity: ``spec.nodeSelector`` and required node affinity filter; preferred node affinity
+terms add their weights to the score."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from scheduler.cache import NodeInfo, Snapshot
+from scheduler.framework import (
+    NODE_ADD,
+    NODE_UPDATE,
+    OK,
+    SKIP,
+    CycleState,
+    FilterPlugin,
+    PreFilterPlugin,
+    PreScorePlugin,
+    ScorePlugin,
+    Status,
+    default_normalize,
+    unresolvable,
+)
+
+ERR_REASON = "node(s) didn't match Pod's node affinity/selector"
+
+
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def requirement_matches(req: Mapping[str, Any], value: str | None) -> bool:
+    """One ``NodeSelectorRequirement`` against one label/field value (None: absent)."""
+    op = req.get("operator")
+    values = req.get("values") or []
+    if op == "In":
+        return value is not None and value in values
+    if op == "NotIn":
+        return value is None or value not in values
+    if op == "Exists":
+        return value is not None
+    if op == "DoesNotExist":
+        return value is None
+    if op in ("Gt", "Lt"):
+        if value is None or len(values) != 1:
+            return False
+        have, want = _int(value), _int(values[0])
+        if have is None or want is None:
+            return False
+        return have > want if op == "Gt" else have < want
+    return False
+
+
+def term_matches(term: Mapping[str, Any], labels: Mapping[str, str], node_name: str) -> bool:
+    """A ``NodeSelectorTerm``: all expressions and fields must match; an empty term matches
+    nothing."""
+    exprs = term.get("matchExpressions") or []
+    fields = term.get("matchFields") or []
+    if not exprs and not fields:
+        return False
+    for req in exprs:
+        if not requirement_matches(req, labels.get(req.get("key", ""))):
+            return False
+    for req in fields:
+        value = node_name if req.get("key") == "metadata.name" else None
+        if not requirement_matches(req, value):
+            return False
+    return True
+
+
+def required_node_terms(pod: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    node_aff = ((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+    required = node_aff.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if required is None:
+        return None
+    return list(required.get("nodeSelectorTerms") or [])
+
+
+def pod_matches_node(pod: Mapping[str, Any], labels: Mapping[str, str], node_name: str) -> bool:
+    """nodeSelector AND (any required term) — Kubernetes' RequiredNodeAffinity.Match."""
+    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+    for k, v in selector.items():
+        if labels.get(k) != v:
+            return False
+    terms = required_node_terms(pod)
+    if terms is None:
+        return True
+    return any(term_matches(t, labels, node_name) for t in terms)
+
+
+class NodeAffinity(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugin):
+    name = "NodeAffinity"
+    events = (NODE_ADD, NODE_UPDATE)
+
+    @staticmethod
+    def fits(pod: dict, node: NodeInfo) -> bool:
+        return pod_matches_node(pod, node.labels, node.name)
+
+    def pre_filter(self, state: CycleState, pod: dict, snapshot: Snapshot) -> Status:
+        spec = pod.get("spec") or {}
+        if not spec.get("nodeSelector") and required_node_terms(pod) is None:
+            return SKIP
+        return OK
+
+    def filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
+        return OK if self.fits(pod, node) else unresolvable(ERR_REASON)
+
+    def pre_score(
+        self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo], snapshot: Snapshot
+    ) -> Status:
+        node_aff = ((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+        preferred = node_aff.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+        if not preferred:
+            return SKIP
+        state[self.name] = preferred
+        return OK
+
+    def score(self, state: CycleState, pod: dict, node: NodeInfo) -> int:
+        return sum(
+            int(p.get("weight") or 0)
+            for p in state[self.name]
+            if term_matches(p.get("preference") or {}, node.labels, node.name)
+        )
+
+    def normalize_score(self, state: CycleState, pod: dict, scores: dict[str, int]) -> None:
+        default_normalize(scores)

@@ -1,0 +1,100 @@
+"""The storage backend contract, on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from apiserver.storage import Key, Write, open_backend
+
+PG = os.environ.get("TUGBOAT_TEST_POSTGRES")
+
+
+def _pg_schema_url() -> str:
+    """A fresh PostgreSQL schema per test, selected through the connection's search_path."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(PG)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    sep = "&" if "?" in PG else "?"
+    return f"{PG}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    if request.param == "sqlite":
+        b = open_backend(f"sqlite:///{tmp_path}/state.db")
+    else:
+        if not PG:
+            pytest.skip("no PostgreSQL configured (set TUGBOAT_TEST_POSTGRES)")
+        b = open_backend(_pg_schema_url())
+    yield b
+    b.close()
+
+
+def k(name: str) -> Key:
+    return Key("/configmaps", "default", name)
+
+
+def test_revisions_are_global_and_increasing(backend):
+    outs = backend.commit([Write("create", k("a"), {"n": 1}), Write("create", k("b"), {"n": 2})])
+    assert [o.rev for o in outs] == [1, 2]
+    out = backend.commit([Write("update", k("a"), {"n": 3}, expected=1)])[0]
+    assert out.rev == 3 and b'"resourceVersion":"3"' in out.raw
+
+
+def test_failed_writes_change_nothing_and_do_not_spend_revisions(backend):
+    backend.commit([Write("create", k("a"), {})])
+    outs = backend.commit(
+        [
+            Write("create", k("a"), {"dup": True}),
+            Write("update", k("missing"), {}),
+            Write("update", k("a"), {"stale": True}, expected=99),
+            Write("update", k("a"), {"ok": True}, expected=1),
+        ]
+    )
+    assert [o.error for o in outs] == ["exists", "missing", "conflict", None]
+    assert outs[3].rev == 2
+    snap = backend.load(100)
+    assert snap.rev == 2
+    [(key, rev, raw)] = snap.objects
+    assert key == k("a") and rev == 2 and b'"ok":true' in raw
+
+
+def test_delete_and_recreate_in_one_batch(backend):
+    backend.commit([Write("create", k("a"), {"v": 1})])
+    outs = backend.commit([Write("delete", k("a"), {"v": 1}), Write("create", k("a"), {"v": 2})])
+    assert [o.error for o in outs] == [None, None]
+    [(_, rev, raw)] = backend.load(100).objects
+    assert rev == 3 and b'"v":2' in raw
+
+
+def test_log_records_and_compaction(backend):
+    for i in range(10):
+        backend.commit([Write("create", k(f"c{i}"), {})])
+    assert [r.rev for r in backend.records_after(7)] == [8, 9, 10]
+    assert {r.type for r in backend.records_after(0)} == {"ADDED"}
+    assert backend.compact(keep=3) == 7
+    snap = backend.load(100)
+    assert snap.compacted == 7 and [r.rev for r in snap.history] == [8, 9, 10]
+    assert len(snap.objects) == 10
+
+
+def test_reopen_keeps_state(tmp_path):
+    url = f"sqlite:///{tmp_path}/state.db"
+    b = open_backend(url)
+    b.commit([Write("create", k("keep"), {"x": 1})])
+    b.close()
+    b = open_backend(url)
+    snap = b.load(10)
+    assert snap.rev == 1 and snap.objects[0][0] == k("keep")
+    b.close()
+
+
+def test_unknown_url_scheme_fails_loudly():
+    with pytest.raises(ValueError, match="unsupported storage URL"):
+        open_backend("etcd://localhost:2379")
