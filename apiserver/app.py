@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from apiserver import codec, discovery, openapi
+from apiserver import codec, discovery, openapi, proxy
 from apiserver.crd import CrdStrategy
 from apiserver.registry import Registry, WriteOptions
 from apiserver.rest import ResourceHandler
@@ -250,6 +250,7 @@ def create_app(storage_url: str, *, history: int = 50000) -> FastAPI:
     app.add_route("/api/", api_root, ["GET"])
     app.add_route("/apis", apis_root, ["GET"])
     app.add_route("/apis/", apis_root, ["GET"])
+    app.router.add_websocket_route(proxy.WS_PATH, proxy.websocket_endpoint(server.registry))
     app.add_route("/api/{rest:path}", core, all_methods)
     app.add_route("/apis/{rest:path}", groups, all_methods)
     app.add_route("/openapi/v3", openapi_index, ["GET"])

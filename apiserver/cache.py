@@ -12,6 +12,7 @@ then follow new events. Guarantees:
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,6 +90,8 @@ class WatchCache:
         self.events: deque[Event] = deque(maxlen=window)
         self.oldest = 0  # events with rev > oldest are all in the window
         self.watchers: dict[str, set[Watcher]] = {}
+        # sorted keys per resource, dropped when a key is added or removed
+        self._order: dict[str, list[tuple[str, str]]] = {}
 
     # -- loading and applying -------------------------------------------------------------------
     def load(
@@ -114,7 +117,10 @@ class WatchCache:
         entry = Entry(rev, obj, raw)
         if typ == "DELETED":
             bucket.pop(nk, None)
+            self._order.pop(key.resource, None)
         else:
+            if prev is None:
+                self._order.pop(key.resource, None)
             bucket[nk] = entry
         ev = Event(typ, key, rev, entry, prev)
         if len(self.events) == self.events.maxlen:
@@ -138,10 +144,21 @@ class WatchCache:
         self, resource: str, namespace: str | None = None
     ) -> list[tuple[tuple[str, str], Entry]]:
         """Entries sorted by (namespace, name), optionally of one namespace."""
-        items = self.objects.get(resource, {}).items()
-        if namespace is not None:
-            items = [(k, e) for k, e in items if k[0] == namespace]
-        return sorted(items, key=lambda kv: kv[0])
+        bucket = self.objects.get(resource)
+        if not bucket:
+            return []
+        order = self._order.get(resource)
+        if order is None:
+            order = self._order[resource] = sorted(bucket)
+        if namespace is None:
+            return [(k, bucket[k]) for k in order]
+        start = bisect.bisect_left(order, (namespace, ""))
+        out = []
+        for k in order[start:]:
+            if k[0] != namespace:
+                break
+            out.append((k, bucket[k]))
+        return out
 
     # -- watches --------------------------------------------------------------------------------
     def watch(

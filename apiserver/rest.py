@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from apiserver import codec, scale
+from apiserver import codec, proxy, scale
 from apiserver.registry import Registry, WriteOptions, key_for, not_found
 from machinery import errors, patch, printers
 from machinery.kinds import Registry as Kinds
@@ -133,6 +133,9 @@ class ResourceHandler:
             if m != "POST":
                 raise errors.MethodNotAllowed(f"{m} is not allowed on {t.subresource}")
             return await self.pod_action(request, t)
+        if t.subresource in ("log", "exec", "attach") and t.rt.plural == "pods":
+            pod, node = proxy.resolve(self.registry, t.namespace or "", t.name)
+            return await proxy.proxy_to_kubelet(request, pod, node, t.subresource)
         if t.subresource in ("log", "exec", "attach", "portforward", "proxy", "token"):
             raise errors.ServiceUnavailable(
                 f"{t.rt.plural}/{t.subresource} is not available: no node agent proxy yet"

@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from apiserver.tolerations import default_toleration_seconds
 from machinery import errors
 from machinery import types as api_types
-from machinery.kinds import ResourceType
+from machinery.kinds import ResourceType, lookup
 
 if TYPE_CHECKING:
     from apiserver.registry import Registry, WriteOptions
@@ -81,26 +82,40 @@ class Strategy:
 
 
 class PodStrategy(Strategy):
-    def prepare_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
-        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
+    """Pods: status starts over on create (the types fill in phase and QoS class), priority
+    comes from the PriorityClass, and deletion of a bound pod is graceful."""
 
-    def prepare_update(self, rt, old, new, subresource):
-        if subresource is None:
-            old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
-            if old_spec.get("nodeName") and new_spec.get("nodeName") != old_spec["nodeName"]:
-                raise errors.invalid(
-                    "Pod",
-                    old["metadata"]["name"],
-                    [
-                        {
-                            "reason": "FieldValueForbidden",
-                            "field": "spec",
-                            "message": "Forbidden: pod updates may not change fields other than "
-                            "`spec.containers[*].image`, `spec.activeDeadlineSeconds`, "
-                            "`spec.tolerations` (only additions to existing tolerations)",
-                        }
-                    ],
+    def prepare_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        obj.pop("status", None)
+        default_toleration_seconds(obj.setdefault("spec", {}))
+
+    async def before_create(self, rt, obj, opts):
+        spec = obj.setdefault("spec", {})
+        name = spec.get("priorityClassName")
+        classes = self.registry.list(lookup("priorityclasses"), None)
+        if name:
+            found = next((e.obj for (_, n), e in classes if n == name), None)
+            if found is None:
+                raise errors.Forbidden(
+                    f'pods "{obj["metadata"]["name"]}" is forbidden: no PriorityClass with '
+                    f"name {name} was found"
                 )
+        else:
+            found = next((e.obj for _, e in classes if e.obj.get("globalDefault")), None)
+        if found is not None:
+            if spec.get("priority") not in (None, found.get("value", 0)):
+                raise errors.Forbidden(
+                    f'pods "{obj["metadata"]["name"]}" is forbidden: the integer value of '
+                    "priority must not be provided in pod spec; priority admission controller "
+                    "computed {} from the given PriorityClass name".format(found.get("value"))
+                )
+            spec["priority"] = found.get("value", 0)
+            spec.setdefault("priorityClassName", found["metadata"]["name"])
+            spec.setdefault(
+                "preemptionPolicy", found.get("preemptionPolicy", "PreemptLowerPriority")
+            )
+        else:
+            spec.setdefault("priority", 0)
 
     def grace_period(self, rt, obj, requested):
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -112,23 +127,6 @@ class PodStrategy(Strategy):
 
     def ready_to_delete(self, rt, obj):
         return not self.grace_period(rt, obj, obj["metadata"].get("deletionGracePeriodSeconds"))
-
-
-def qos_class(spec: dict[str, Any]) -> str:
-    """Guaranteed, Burstable or BestEffort, from the containers' requests and limits."""
-    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
-    any_set, guaranteed = False, True
-    for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        if req or lim:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in lim or req.get(r, lim[r]) != lim[r]:
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
 
 
 class NodeStrategy(Strategy):

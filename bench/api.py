@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, create_engine, event
 
 from bench.common import apiserver, percentile, rss_mib, summary
+from bench.http import Connection, Reply
 
 NS = "bench"
 
@@ -40,19 +41,20 @@ def pod(i: int) -> dict:
 
 
 async def run_clients(url: str, clients: int, jobs: list, make) -> tuple[list[float], float]:
-    """Run ``make(client, job)`` for every job over ``clients`` concurrent connections."""
+    """Run ``make(connection, job)`` for every job over ``clients`` concurrent connections."""
     latencies: list[float] = []
     queue = list(reversed(jobs))
+    host, port = url.removeprefix("http://").split(":")
 
     async def worker() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        async with Connection(host, int(port)) as c:
             while queue:
                 job = queue.pop()
                 t0 = time.perf_counter()
                 r = await make(c, job)
                 latencies.append(time.perf_counter() - t0)
                 if r.status_code >= 400:
-                    raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
+                    raise RuntimeError(f"{r.status_code}: {r.body[:200]!r}")
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
@@ -130,7 +132,7 @@ async def main_async(n: int) -> None:
         async with httpx.AsyncClient(base_url=url) as c:
             await c.post("/api/v1/namespaces", json={"metadata": {"name": NS}})
         path = f"/api/v1/namespaces/{NS}/pods"
-        print(f"tugboat API server benchmark: {n} pods, SQLite, loopback HTTP/1.1 (httpx clients)")
+        print(f"tugboat API server benchmark: {n} pods, SQLite, loopback HTTP/1.1 keep-alive")
 
         floors = {}
         for clients in (1, 16):
@@ -144,11 +146,11 @@ async def main_async(n: int) -> None:
 
         half = n // 2
         lat, el = await run_clients(
-            url, 1, list(range(half)), lambda c, i: c.post(path, content=orjson.dumps(pod(i)))
+            url, 1, list(range(half)), lambda c, i: c.post(path, orjson.dumps(pod(i)))
         )
         print(summary("create x1", lat, el, floors[1]))
         lat, el = await run_clients(
-            url, 16, list(range(half, n)), lambda c, i: c.post(path, content=orjson.dumps(pod(i)))
+            url, 16, list(range(half, n)), lambda c, i: c.post(path, orjson.dumps(pod(i)))
         )
         print(summary("create x16", lat, el, floors[16]))
         print(f"{'':<34} create x16 vs raw insert: {len(lat) / el / db_floor:5.2f}x")
@@ -165,16 +167,13 @@ async def main_async(n: int) -> None:
             url,
             4,
             list(range(40)),
-            lambda c, i: c.get(path, params={"labelSelector": f"app=app-{i % 100}"}),
+            lambda c, i: c.get(f"{path}?labelSelector=app%3Dapp-{i % 100}"),
         )
         print(summary("list by label x4", lat, el))
 
-        async def update(c: httpx.AsyncClient, i: int) -> httpx.Response:
-            return await c.patch(
-                f"{path}/pod-{i % n}",
-                json={"metadata": {"labels": {"u": str(i)}}},
-                headers={"Content-Type": "application/merge-patch+json"},
-            )
+        async def update(c: Connection, i: int) -> Reply:
+            body = orjson.dumps({"metadata": {"labels": {"u": str(i)}}})
+            return await c.patch(f"{path}/pod-{i % n}", body, "application/merge-patch+json")
 
         for clients, jobs in ((1, range(0, 1000)), (16, range(1000, 4000))):
             lat, el = await run_clients(url, clients, list(jobs), update)

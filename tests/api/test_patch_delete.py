@@ -226,3 +226,22 @@ def test_server_side_apply_creates_then_updates(http, ns):
         params={"fieldManager": "test"},
     )
     assert r.status_code == 200 and r.json()["data"] == {"a": "2"}
+
+
+def test_priority_admission_from_priority_class(http, ns):
+    pc = {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": f"high-{ns}"},
+        "value": 1000,
+    }
+    assert http.post("/apis/scheduling.k8s.io/v1/priorityclasses", json=pc).status_code == 201
+    p = pod("prio", priorityClassName=f"high-{ns}")
+    r = http.post(f"/api/v1/namespaces/{ns}/pods", json=p)
+    assert r.status_code == 201 and r.json()["spec"]["priority"] == 1000
+    r = http.post(
+        f"/api/v1/namespaces/{ns}/pods", json=pod("noclass", priorityClassName="does-not-exist")
+    )
+    assert r.status_code == 403 and r.json()["reason"] == "Forbidden"
+    plain = http.post(f"/api/v1/namespaces/{ns}/pods", json=pod("plain")).json()
+    assert plain["spec"]["priority"] == 0
