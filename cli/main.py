@@ -1,6 +1,6 @@
 """The ``tug`` command: component launchers (``tug apiserver ...``) and kubectl-style verbs.
 
-The four component names dispatch to their module's ``main(argv)``; everything else is a
+The component and cluster names dispatch to their module's ``main(argv)``; everything else is a
 kubectl-style verb handled by :mod:`cli.app`.
 """
 
@@ -15,6 +15,9 @@ COMPONENTS = {
     "controller-manager": "controllers.manager",
     "scheduler": "scheduler.__main__",
     "kubelet": "kubelet.main",
+    "up": "cli.cluster.up",
+    "down": "cli.cluster.down",
+    "status": "cli.cluster.status",
 }
 
 USAGE = """usage: tug COMMAND [ARGS...]
@@ -24,6 +27,11 @@ components:
   controller-manager   run the controllers
   scheduler            run the scheduler
   kubelet              run a node agent
+
+cluster:
+  up                   start a local cluster (API server, controllers, scheduler, nodes)
+  down                 stop it (--purge also deletes its data)
+  status               show its components and nodes
 
 kubectl-style verbs (tug COMMAND --help for each):
   get describe apply create delete edit patch label annotate scale set run expose

@@ -8,9 +8,9 @@ if [[ $(id -u) == 0 ]]; then
   TUGBOAT_TEST_POSTGRES=$(bash hack/start-postgres.sh)
   export TUGBOAT_TEST_POSTGRES
 fi
-python3 -m pip install -q -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'Running pip as' || true
-PATH="$(cd "$(dirname "$(bash hack/get-kubectl.sh)")" && pwd):$PATH"
+py=$(bash hack/venv.sh test)
+PATH="$(dirname "$py"):$(cd "$(dirname "$(bash hack/get-kubectl.sh)")" && pwd):$PATH"
 export PATH
-ruff check .
-ruff format --check .
-python3 -m pytest -q -p no:cacheprovider "$@"
+"$py" -m ruff check .
+"$py" -m ruff format --check .
+"$py" -m pytest -q -p no:cacheprovider "$@"

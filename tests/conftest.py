@@ -98,3 +98,91 @@ def fresh_api(tmp_path: Path) -> Iterator[ApiServerProcess]:
     server = start_apiserver(tmp_path)
     yield server
     server.stop()
+
+
+@dataclass
+class ClusterProcesses:
+    """An API server plus controller-manager, scheduler and hollow nodes, each a process."""
+
+    api: ApiServerProcess
+    components: list[subprocess.Popen]
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.api.kubeconfig
+
+    def stop(self) -> None:
+        for proc in self.components:
+            proc.terminate()
+        for proc in self.components:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.api.stop()
+
+
+def start_cluster(data_dir: Path, hollow_nodes: int = 2) -> ClusterProcesses:
+    """A whole control plane on the fake runtime; returns once every node is Ready."""
+    api = start_apiserver(data_dir)
+    commands = {
+        "controller-manager": [
+            "controllers",
+            "--server",
+            api.url,
+            "--no-leader-elect",
+            "--port",
+            "0",
+        ],
+        "scheduler": ["scheduler", "--server", api.url],
+        "kubelet": [
+            "kubelet.main",
+            "--server",
+            api.url,
+            "--runtime",
+            "fake",
+            "--hollow-nodes",
+            str(hollow_nodes),
+            "--port",
+            "0",
+            "--log-root",
+            str(data_dir / "pods"),
+        ],
+    }
+    procs = []
+    for name, args in commands.items():
+        log = open(data_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        procs.append(subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=log))
+    cluster = ClusterProcesses(api, procs)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        nodes = httpx.get(f"{api.url}/api/v1/nodes").json()["items"]
+        ready = [
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (n.get("status") or {}).get("conditions", [])
+            )
+        ]
+        if len(ready) >= hollow_nodes:
+            return cluster
+        if any(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.2)
+    cluster.stop()
+    logs = "\n".join((data_dir / f"{n}.log").read_text()[-2000:] for n in commands)
+    raise RuntimeError(f"cluster did not come up:\n{logs}")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcesses]:
+    """A control plane with two hollow nodes, shared by a test session."""
+    c = start_cluster(tmp_path_factory.mktemp("cluster"))
+    yield c
+    c.stop()

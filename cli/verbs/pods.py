@@ -1,0 +1,403 @@
+"""``tug logs|exec|top|autoscale``: the client side of COMPAT.md section 7 (log streaming,
+WebSocket exec with the ``v5.channel.k8s.io`` protocol, metrics.k8s.io reads, HPA creation)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from typing import Any
+
+from cli import api
+from cli.config import Session
+from cli.errors import CliError
+from cli.output import pad_columns
+from cli.verbs.modify import ref_text
+from machinery import errors, kinds
+from machinery.printers import format_label_selector
+from machinery.quantity import cpu_millis, to_bytes
+
+DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("logs", help="print the logs of a container")
+    p.add_argument("target", nargs="?")
+    p.add_argument("container_arg", nargs="?")
+    p.add_argument("-c", "--container")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-p", "--previous", action="store_true")
+    p.add_argument("--tail", type=int, default=-1)
+    p.add_argument("--since")
+    p.add_argument("--since-time")
+    p.add_argument("--timestamps", action="store_true")
+    p.add_argument("--limit-bytes", type=int)
+    p.add_argument("-l", "--selector")
+    p.add_argument("--all-containers", action="store_true")
+    p.add_argument("--prefix", action="store_true")
+    p.set_defaults(func=run_logs)
+    p = sub.add_parser("exec", help="run a command in a container")
+    p.add_argument("target")
+    p.add_argument("-c", "--container")
+    p.add_argument("-i", "--stdin", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.set_defaults(func=run_exec)
+    p = sub.add_parser("top", help="show CPU and memory use of nodes or pods")
+    p.add_argument("what", choices=["node", "nodes", "no", "pod", "pods", "po"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("-l", "--selector")
+    p.add_argument("--containers", action="store_true")
+    p.add_argument("--no-headers", action="store_true")
+    p.set_defaults(func=run_top)
+    p = sub.add_parser("autoscale", help="create a HorizontalPodAutoscaler")
+    p.add_argument("args", nargs="+", metavar="TYPE NAME | TYPE/NAME")
+    p.add_argument("--min", type=int, default=-1)
+    p.add_argument("--max", type=int, required=True)
+    p.add_argument("--cpu-percent", type=int, default=-1)
+    p.add_argument("--name")
+    p.set_defaults(func=run_autoscale)
+
+
+def _duration(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
+    except (ValueError, KeyError):
+        raise CliError(f'invalid argument "{text}" for "--since" flag') from None
+
+
+def pods_for(session: Session, target: str | None, selector: str | None) -> list[dict[str, Any]]:
+    """The pods ``POD``, ``pod/POD``, ``TYPE/NAME`` (a workload: its first pod) or ``-l`` name."""
+    pods_rt = kinds.lookup("pods")
+    ns = session.namespace
+    if selector:
+        return api.list_objects(session.client, pods_rt, ns, label_selector=selector)
+    if not target:
+        raise CliError("expected POD or TYPE/NAME (or -l selector)")
+    kind, sep, name = target.partition("/")
+    if not sep:
+        kind, name = "pods", target
+    rt = session.resources.resolve(kind)
+    if rt.kind == "Pod":
+        return [session.client.get(pods_rt, name, ns)]
+    obj = session.client.get(rt, name, ns)
+    sel = format_label_selector((obj.get("spec") or {}).get("selector"))
+    if rt.kind == "Service":
+        sel = ",".join(
+            f"{k}={v}" for k, v in ((obj.get("spec") or {}).get("selector") or {}).items()
+        )
+    pods = api.list_objects(session.client, pods_rt, ns, label_selector=sel)
+    if not pods:
+        raise CliError(f"no pods found for {ref_text(rt, name)}")
+    pods.sort(
+        key=lambda p: (
+            p.get("status", {}).get("phase") != "Running",
+            p["metadata"].get("creationTimestamp", ""),
+        )
+    )
+    return pods[:1]
+
+
+def default_container(pod: dict[str, Any], wanted: str | None) -> str:
+    names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+    if wanted:
+        if wanted not in names and wanted not in [
+            c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []
+        ]:
+            raise CliError(f"container {wanted} is not valid for pod {pod['metadata']['name']}")
+        return wanted
+    annotated = (pod["metadata"].get("annotations") or {}).get(DEFAULT_CONTAINER)
+    if annotated in names:
+        return annotated
+    if not names:
+        raise CliError(f"pod {pod['metadata']['name']} has no containers")
+    return names[0]
+
+
+def log_params(args: argparse.Namespace, container: str) -> dict[str, str]:
+    params = {"container": container}
+    if args.follow:
+        params["follow"] = "true"
+    if args.previous:
+        params["previous"] = "true"
+    if args.tail >= 0:
+        params["tailLines"] = str(args.tail)
+    if args.since:
+        params["sinceSeconds"] = str(_duration(args.since))
+    if args.since_time:
+        params["sinceTime"] = args.since_time
+    if args.timestamps:
+        params["timestamps"] = "true"
+    if args.limit_bytes:
+        params["limitBytes"] = str(args.limit_bytes)
+    return params
+
+
+def run_logs(session: Session, args: argparse.Namespace) -> int:
+    if args.container_arg and not args.container:
+        args.container = args.container_arg
+    pods = pods_for(session, args.target, args.selector)
+    if args.selector and args.tail < 0:
+        args.tail = 10  # kubectl's default with a selector
+    client = session.client
+    for pod in pods:
+        meta = pod["metadata"]
+        containers = (
+            [c["name"] for c in pod["spec"].get("containers") or []]
+            if args.all_containers
+            else [default_container(pod, args.container)]
+        )
+        for c in containers:
+            prefix = f"[pod/{meta['name']}/{c}] " if args.prefix or len(pods) > 1 else ""
+            path = kinds.lookup("pods").path(meta["namespace"], meta["name"], "log")
+            # the typed client has no raw streaming call yet: use its HTTP session
+            with client._http.stream(
+                "GET", path, params=log_params(args, c), headers={"Accept": "*/*"}, timeout=None
+            ) as resp:
+                if resp.is_error:
+                    resp.read()
+                    from machinery.client import error_from_response
+
+                    raise error_from_response(resp)
+                for line in resp.iter_lines():
+                    session.out.write(prefix + line + "\n")
+                    session.out.flush()
+    return 0
+
+
+# ------------------------------------------------------------------------------ exec
+
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+def exit_code(status: dict[str, Any]) -> int:
+    """Exit code from the channel-3 ``Status`` (0 on Success)."""
+    if status.get("status") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message", "1"))
+            except ValueError:
+                return 1
+    raise CliError(status.get("message") or "command failed")
+
+
+def exec_url(
+    session: Session,
+    pod: dict[str, Any],
+    container: str,
+    command: list[str],
+    stdin: bool,
+    tty: bool,
+) -> str:
+    from urllib.parse import urlencode
+
+    q = [("command", c) for c in command] + [
+        ("container", container),
+        ("stdout", "true"),
+        ("stderr", "false" if tty else "true"),
+    ]
+    if stdin:
+        q.append(("stdin", "true"))
+    if tty:
+        q.append(("tty", "true"))
+    base = session.server.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    path = kinds.lookup("pods").path(pod["metadata"]["namespace"], pod["metadata"]["name"], "exec")
+    return f"{base}{path}?{urlencode(q)}"
+
+
+def run_exec(session: Session, args: argparse.Namespace) -> int:
+    command = list(getattr(args, "after_dashes", []))
+    if not command:
+        raise CliError("you must specify at least one command for the container")
+    pod = pods_for(session, args.target, None)[0]
+    container = default_container(pod, args.container)
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    cfg = session.cluster
+    headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
+    ssl_ctx = cfg.ssl_context() if cfg.server.startswith("https") else None
+    url = exec_url(session, pod, container, command, args.stdin, args.tty)
+    try:
+        ws = connect(
+            url,
+            subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"],
+            additional_headers=headers,
+            ssl=ssl_ctx if ssl_ctx is not True else None,
+            open_timeout=session.flags.request_timeout or None,
+            max_size=None,
+        )
+    except InvalidStatus as e:
+        body = e.response.body or b""
+        try:
+            status = json.loads(body)
+        except ValueError:
+            status = {"message": body.decode(errors="replace") or str(e)}
+        raise errors.from_status(status, e.response.status_code) from None
+    v5 = ws.subprotocol == "v5.channel.k8s.io"
+    if args.stdin:
+        threading.Thread(target=_pump_stdin, args=(ws, v5), daemon=True).start()
+    out = getattr(sys.stdout, "buffer", None)
+    code = 0
+    with ws:
+        for frame in ws:
+            data = frame if isinstance(frame, bytes) else frame.encode()
+            if not data:
+                continue
+            channel, payload = data[0], data[1:]
+            if channel == STDOUT:
+                _write(session.out, out, payload)
+            elif channel == STDERR:
+                _write(session.err, getattr(sys.stderr, "buffer", None), payload)
+            elif channel == STATUS:
+                code = exit_code(json.loads(payload or b"{}"))
+                break
+    return code
+
+
+def _write(text_stream: Any, binary: Any, payload: bytes) -> None:
+    if binary is not None and text_stream in (sys.stdout, sys.stderr):
+        binary.write(payload)
+        binary.flush()
+    else:
+        text_stream.write(payload.decode(errors="replace"))
+
+
+def _pump_stdin(ws: Any, v5: bool) -> None:
+    src = getattr(sys.stdin, "buffer", sys.stdin)
+    try:
+        while chunk := src.read1(4096) if hasattr(src, "read1") else src.read(4096):
+            ws.send(bytes([STDIN]) + (chunk if isinstance(chunk, bytes) else chunk.encode()))
+        if v5:
+            ws.send(bytes([CLOSE, STDIN]))
+    except Exception:
+        return
+
+
+# ------------------------------------------------------------------------------ top
+
+
+def _metrics(session: Session, path: str, selector: str | None) -> list[dict[str, Any]]:
+    try:
+        body = session.client.request(
+            "GET", path, params={"labelSelector": selector} if selector else {}
+        ).json()
+    except errors.NotFound:
+        raise CliError("Metrics API not available") from None
+    return body.get("items") if "items" in body else [body]
+
+
+def _cpu(v: Any) -> str:
+    return f"{cpu_millis(v or '0')}m"
+
+
+def _mem(v: Any) -> str:
+    return f"{to_bytes(v or '0') // (1024 * 1024)}Mi"
+
+
+def run_top(session: Session, args: argparse.Namespace) -> int:
+    base = "/apis/metrics.k8s.io/v1beta1"
+    if args.what in ("node", "nodes", "no"):
+        path = f"{base}/nodes" + (f"/{args.name}" if args.name else "")
+        items = _metrics(session, path, args.selector)
+        nodes = {
+            n["metadata"]["name"]: n
+            for n in api.list_objects(session.client, kinds.lookup("nodes"), None)
+        }
+        lines = [["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]]
+        for m in sorted(items, key=lambda i: i["metadata"]["name"]):
+            name, usage = m["metadata"]["name"], m.get("usage") or {}
+            alloc = (nodes.get(name, {}).get("status") or {}).get("allocatable") or {}
+            cpu, mem = cpu_millis(usage.get("cpu", "0")), to_bytes(usage.get("memory", "0"))
+            acpu, amem = cpu_millis(alloc.get("cpu", "0")), to_bytes(alloc.get("memory", "0"))
+            lines.append(
+                [
+                    name,
+                    _cpu(usage.get("cpu")),
+                    f"{cpu * 100 // acpu}%" if acpu else "<unknown>",
+                    _mem(usage.get("memory")),
+                    f"{mem * 100 // amem}%" if amem else "<unknown>",
+                ]
+            )
+    else:
+        ns = None if session.flags.all_namespaces else session.namespace
+        path = f"{base}/namespaces/{ns}/pods" if ns else f"{base}/pods"
+        if args.name:
+            path += f"/{args.name}"
+        items = _metrics(session, path, args.selector)
+        if not items:
+            raise CliError(
+                f"Metrics not available for pod {ns}/{args.name}"
+                if args.name
+                else f"No resources found in {ns} namespace."
+            )
+        lines = [
+            (["NAMESPACE"] if not ns else [])
+            + (["POD", "NAME"] if args.containers else ["NAME"])
+            + ["CPU(cores)", "MEMORY(bytes)"]
+        ]
+        for m in sorted(items, key=lambda i: i["metadata"]["name"]):
+            lead = [m["metadata"].get("namespace", "")] if not ns else []
+            cs = m.get("containers") or []
+            if args.containers:
+                for c in cs:
+                    u = c.get("usage") or {}
+                    cells = [
+                        m["metadata"]["name"],
+                        c["name"],
+                        _cpu(u.get("cpu")),
+                        _mem(u.get("memory")),
+                    ]
+                    lines.append([*lead, *cells])
+            else:
+                cpu = sum(cpu_millis((c.get("usage") or {}).get("cpu", "0")) for c in cs)
+                mem = sum(to_bytes((c.get("usage") or {}).get("memory", "0")) for c in cs)
+                lines.append([*lead, m["metadata"]["name"], f"{cpu}m", f"{mem // (1024 * 1024)}Mi"])
+    session.out.write(pad_columns(lines[1:] if args.no_headers else lines))
+    return 0
+
+
+# ------------------------------------------------------------------------------ autoscale
+
+
+def run_autoscale(session: Session, args: argparse.Namespace) -> int:
+    from cli.verbs.modify import resolve_refs
+
+    refs = resolve_refs(session, args.args)
+    for rt, name, ns in refs:
+        if "scale" not in rt.subresources:
+            raise CliError(f"cannot autoscale a {rt.kind}: it has no scale subresource")
+        if args.max < 1 or (args.min > args.max):
+            raise CliError(
+                "--max=MAXPODS is required and must be at least 1, max replicas "
+                "must not be less than min replicas"
+            )
+        spec: dict[str, Any] = {
+            "scaleTargetRef": {"apiVersion": rt.api_version, "kind": rt.kind, "name": name},
+            "maxReplicas": args.max,
+        }
+        if args.min >= 0:
+            spec["minReplicas"] = args.min
+        if args.cpu_percent >= 0:
+            spec["metrics"] = [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": args.cpu_percent},
+                    },
+                }
+            ]
+        hpa = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": args.name or name, "namespace": ns},
+            "spec": spec,
+        }
+        hpa_rt = session.resources.for_kind("autoscaling/v2", "HorizontalPodAutoscaler")
+        session.client.create(hpa_rt, hpa, ns, field_manager="kubectl-autoscale")
+        session.print(f"horizontalpodautoscaler.autoscaling/{args.name or name} autoscaled")
+    return 0
