@@ -127,6 +127,10 @@ class ApiServer:
         await self.store.start()
         for _, entry in self.store.cache.list("apiextensions.k8s.io/customresourcedefinitions"):
             self.crds.serve(entry.obj)
+        self.store.cache.listen("apiextensions.k8s.io/customresourcedefinitions", self.crds.follow)
+        self.store.cache.listen(
+            "/services", self.registry.strategies.by_resource["/services"].follow
+        )
         await self._bootstrap()
 
     async def _bootstrap(self) -> None:

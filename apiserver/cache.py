@@ -44,6 +44,8 @@ class Event:
 
 
 Filter = Callable[[dict[str, Any]], bool]
+# (event type, new object or None when deleted, previous object or None when added)
+Listener = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]
 
 
 @dataclass(eq=False)
@@ -92,6 +94,7 @@ class WatchCache:
         self.watchers: dict[str, set[Watcher]] = {}
         # sorted keys per resource, dropped when a key is added or removed
         self._order: dict[str, list[tuple[str, str]]] = {}
+        self.listeners: dict[str, list[Listener]] = {}
 
     # -- loading and applying -------------------------------------------------------------------
     def load(
@@ -129,6 +132,13 @@ class WatchCache:
         self.rev = rev
         for w in self.watchers.get(key.resource, ()):
             w.offer(ev)
+        for listener in self.listeners.get(key.resource, ()):
+            listener(typ, None if typ == "DELETED" else obj, prev.obj if prev else None)
+
+    def listen(self, resource: str, listener: Listener) -> None:
+        """Call ``listener`` for every change of ``resource`` applied from now on, whichever
+        API server made it (how servers sharing a store keep derived state in step)."""
+        self.listeners.setdefault(resource, []).append(listener)
 
     def bucket(self, resource: str) -> dict[tuple[str, str], Entry]:
         b = self.objects.get(resource)

@@ -245,7 +245,8 @@ class CrdStrategy(Strategy):
                 "apiextensions.k8s.io",
             )
 
-    def after_write(self, rt, new, old):
+    def follow(self, _typ: str, new: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
+        """Cache listener: serve what a CRD defines from the moment it is stored."""
         if old is not None:
             self.unserve(old)
         if new is not None:

@@ -304,6 +304,9 @@ class ServiceStrategy(Strategy):
             self._take(obj)
 
     def release(self, rt, obj):
+        self._free(obj)
+
+    def _free(self, obj: dict[str, Any]) -> None:
         ips, ports = self._used()
         spec = obj.get("spec") or {}
         for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
@@ -312,8 +315,13 @@ class ServiceStrategy(Strategy):
             if p.get("nodePort"):
                 ports.discard(int(p["nodePort"]))
 
-    def after_write(self, rt, new, old):
-        if new is not None and self._ips is not None:
+    def follow(self, _typ: str, new: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
+        """Cache listener: track addresses taken or freed through any API server."""
+        if self._ips is None:
+            return
+        if old is not None:
+            self._free(old)
+        if new is not None:
             self._take(new)
 
 
