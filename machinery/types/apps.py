@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .core import Object, PodTemplateSpec
-from .meta import Condition, IntOrString, K8sModel, LabelSelector, opt, req
+from .meta import Condition, IntOrString, K8sModel, LabelSelector, Time, opt, req
 from .podspec import default_pod_spec, validate_pod_template
 from .validation import (
     FieldErrors,
@@ -61,6 +61,12 @@ class DeploymentSpec(AppsModel):
     )
 
 
+class DeploymentCondition(Condition):
+    """A Deployment condition: a standard condition plus when it was last probed."""
+
+    last_update_time: Time | None = opt("The last time this condition was updated.")
+
+
 class DeploymentStatus(AppsModel):
     """The observed state of a deployment."""
 
@@ -71,7 +77,7 @@ class DeploymentStatus(AppsModel):
     available_replicas: int | None = opt("Pods ready for at least minReadySeconds.")
     unavailable_replicas: int | None = opt("Pods still needed for full availability.")
     terminating_replicas: int | None = opt("Pods being deleted.")
-    conditions: list[Condition] | None = opt("Available, Progressing, ReplicaFailure.")
+    conditions: list[DeploymentCondition] | None = opt("Available, Progressing, ReplicaFailure.")
     collision_count: int | None = opt("Hash collisions seen when naming ReplicaSets.")
 
 
