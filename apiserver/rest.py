@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from apiserver import codec, proxy, scale
+from apiserver import codec, conversion, proxy, scale
 from apiserver.registry import Registry, WriteOptions, key_for, not_found
 from machinery import errors, patch, printers
 from machinery.kinds import Registry as Kinds
@@ -32,10 +32,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Target:
+    """What a request addresses. ``rt`` is the version asked for; ``srt`` the version stored
+    (they differ for resources served in several versions, e.g. autoscaling/v1 HPAs)."""
+
     rt: ResourceType
     namespace: str | None
     name: str | None
     subresource: str | None
+    srt: ResourceType | None = None
+
+    def out(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A stored object as the requested version shows it."""
+        return conversion.from_storage(self.rt, obj) if self.srt is not self.rt else obj
+
+    def out_raw(self, raw: bytes) -> bytes:
+        return conversion.from_storage_raw(self.rt, raw) if self.srt is not self.rt else raw
+
+    def into(self, obj: Any) -> Any:
+        """A request body in the requested version → the stored version."""
+        if self.srt is self.rt or not isinstance(obj, dict):
+            return obj
+        return conversion.to_storage(self.rt, obj)
 
 
 def parse_path(kinds: Kinds, group: str, version: str, parts: list[str]) -> Target:
@@ -106,6 +123,7 @@ class ResourceHandler:
         try:
             parts = [p for p in rest.split("/") if p]
             target = parse_path(self.kinds, group, version, parts)
+            target.srt = conversion.storage_type(target.rt, self.kinds)
             return await self._dispatch(request, target)
         except errors.ApiError as err:
             return codec.error_response(err)
@@ -141,16 +159,21 @@ class ResourceHandler:
                 f"{t.rt.plural}/{t.subresource} is not available: no node agent proxy yet"
             )
         if m == "GET":
-            entry = self.registry.get(t.rt, t.namespace, t.name)
+            entry = self.registry.get(t.srt, t.namespace, t.name)
             if _want_table(request):
-                return codec.json_response(self._table(request, t.rt, [entry.obj], None))
-            return codec.json_response(None, raw=entry.raw)
+                return codec.json_response(self._table(request, t.rt, [t.out(entry.obj)], None))
+            return codec.json_response(None, raw=t.out_raw(entry.raw))
         if m == "PUT":
             body = codec.decode(await request.body(), request.headers.get("content-type"))
             res = await self.registry.update(
-                t.rt, t.namespace, t.name, body, codec.write_options(request), t.subresource
+                t.srt,
+                t.namespace,
+                t.name,
+                t.into(body),
+                codec.write_options(request),
+                t.subresource,
             )
-            return codec.json_response(res.obj, res.code, res.warnings)
+            return codec.json_response(t.out(res.obj), res.code, res.warnings)
         if m == "PATCH":
             return await self.patch(request, t)
         if m == "DELETE":
@@ -164,7 +187,7 @@ class ResourceHandler:
         q = request.query_params
         predicate = _selectors(request)
         rev = self.registry.store.cache.rev
-        entries = self.registry.list(t.rt, t.namespace)
+        entries = self.registry.list(t.srt, t.namespace)
         start = None
         if q.get("continue"):
             crev, start = _decode_continue(q["continue"])
@@ -189,10 +212,15 @@ class ResourceHandler:
             if cont:
                 meta["continue"] = cont
             return codec.json_response(
-                self._table(request, t.rt, [e.obj for _, e in entries], meta)
+                self._table(request, t.rt, [t.out(e.obj) for _, e in entries], meta)
             )
         body = codec.list_body(
-            t.rt.list_kind_name, t.rt.api_version, rev, [e.raw for _, e in entries], cont, remaining
+            t.rt.list_kind_name,
+            t.rt.api_version,
+            rev,
+            [t.out_raw(e.raw) for _, e in entries],
+            cont,
+            remaining,
         )
         return codec.json_response(None, raw=body)
 
@@ -215,22 +243,24 @@ class ResourceHandler:
 
     async def create(self, request: Request, t: Target) -> Response:
         body = codec.decode(await request.body(), request.headers.get("content-type"))
-        res = await self.registry.create(t.rt, t.namespace, body, codec.write_options(request))
-        return codec.json_response(res.obj, res.code, res.warnings)
+        res = await self.registry.create(
+            t.srt, t.namespace, t.into(body), codec.write_options(request)
+        )
+        return codec.json_response(t.out(res.obj), res.code, res.warnings)
 
     async def delete_collection(self, request: Request, t: Target) -> Response:
         options = await self._delete_options(request)
         predicate = _selectors(request)
         opts = codec.write_options(request)
         items = []
-        for (ns, name), entry in self.registry.list(t.rt, t.namespace):
+        for (ns, name), entry in self.registry.list(t.srt, t.namespace):
             if predicate is not None and not predicate(entry.obj):
                 continue
             try:
-                res = await self.registry.delete(t.rt, ns or None, name, options, opts)
+                res = await self.registry.delete(t.srt, ns or None, name, options, opts)
             except errors.NotFound:
                 continue
-            items.append(res.obj)
+            items.append(t.out(res.obj))
         body = {
             "kind": t.rt.list_kind_name,
             "apiVersion": t.rt.api_version,
@@ -269,13 +299,13 @@ class ResourceHandler:
         assert t.name is not None
         options = await self._delete_options(request)
         res = await self.registry.delete(
-            t.rt, t.namespace, t.name, options, codec.write_options(request)
+            t.srt, t.namespace, t.name, options, codec.write_options(request)
         )
-        gone = self.registry.find(t.rt, t.namespace, t.name) is None
+        gone = self.registry.find(t.srt, t.namespace, t.name) is None
         if gone and t.rt.kind not in ("Pod",):
             uid = res.obj.get("metadata", {}).get("uid")
             return codec.json_response(codec.success_status(t.name, t.rt.group, t.rt.plural, uid))
-        return codec.json_response(res.obj, res.code)
+        return codec.json_response(t.out(res.obj), res.code)
 
     async def patch(self, request: Request, t: Target) -> Response:
         assert t.name is not None
@@ -304,20 +334,21 @@ class ResourceHandler:
         kind = t.rt.kind
 
         def change(cur: dict[str, Any]) -> dict[str, Any]:
+            cur = t.out(cur)
             if ptype == "json":
-                return patch.json_patch(cur, body)
+                return t.into(patch.json_patch(cur, body))
             if ptype == "strategic":
-                return patch.strategic_merge_patch(cur, body, kind)
-            return patch.merge_patch(cur, body)
+                return t.into(patch.strategic_merge_patch(cur, body, kind))
+            return t.into(patch.merge_patch(cur, body))
 
         expected = None
         if isinstance(body, dict):
             rv = (body.get("metadata") or {}).get("resourceVersion")
             expected = int(rv) if rv else None
         res = await self.registry.mutate(
-            t.rt, t.namespace, t.name, change, opts, t.subresource, expected=expected
+            t.srt, t.namespace, t.name, change, opts, t.subresource, expected=expected
         )
-        return codec.json_response(res.obj, res.code, res.warnings)
+        return codec.json_response(t.out(res.obj), res.code, res.warnings)
 
     async def _apply(self, request: Request, t: Target, body: Any, opts: WriteOptions) -> Response:
         """Server-side apply, first step: create when missing, else merge the applied fields."""
@@ -326,22 +357,22 @@ class ResourceHandler:
         if not request.query_params.get("fieldManager"):
             raise errors.BadRequest("fieldManager is required for apply requests")
         assert t.name is not None
-        if self.registry.find(t.rt, t.namespace, t.name) is None and t.subresource is None:
+        if self.registry.find(t.srt, t.namespace, t.name) is None and t.subresource is None:
             obj = copy.deepcopy(body)
             obj.setdefault("metadata", {})["name"] = t.name
-            res = await self.registry.create(t.rt, t.namespace, obj, opts)
-            return codec.json_response(res.obj, res.code, res.warnings)
+            res = await self.registry.create(t.srt, t.namespace, t.into(obj), opts)
+            return codec.json_response(t.out(res.obj), res.code, res.warnings)
         applied = copy.deepcopy(body)
         applied.get("metadata", {}).pop("resourceVersion", None)
         res = await self.registry.mutate(
-            t.rt,
+            t.srt,
             t.namespace,
             t.name,
-            lambda cur: patch.merge_patch(cur, applied),
+            lambda cur: t.into(patch.merge_patch(t.out(cur), applied)),
             opts,
             t.subresource,
         )
-        return codec.json_response(res.obj, res.code, res.warnings)
+        return codec.json_response(t.out(res.obj), res.code, res.warnings)
 
     async def pod_action(self, request: Request, t: Target) -> Response:
         assert t.name is not None
@@ -390,15 +421,15 @@ class ResourceHandler:
                 return cur
 
             uid = (body.get("metadata") or {}).get("uid")
-            entry = self.registry.get(t.rt, t.namespace, t.name)
+            entry = self.registry.get(t.srt, t.namespace, t.name)
             if uid and uid != entry.obj["metadata"].get("uid"):
                 raise errors.Conflict("the UID in the binding does not match the pod")
-            await self.registry.mutate(t.rt, t.namespace, t.name, bind, opts, "binding")
+            await self.registry.mutate(t.srt, t.namespace, t.name, bind, opts, "binding")
             return codec.json_response(
                 codec.success_status(t.name, "", "pods/binding", None) | {"code": 201}, 201
             )
         options = body.get("deleteOptions") or {}
-        await self.registry.delete(t.rt, t.namespace, t.name, options, opts)
+        await self.registry.delete(t.srt, t.namespace, t.name, options, opts)
         return codec.json_response(
             codec.success_status(t.name, "policy", "Eviction", None) | {"code": 201}, 201
         )
@@ -430,7 +461,7 @@ class ResourceHandler:
         snapshot: list[tuple[str, Any]] = []
         if rv in ("", "0") or initial:
             since = cache.rev
-            for _, entry in self.registry.list(t.rt, namespace):
+            for _, entry in self.registry.list(t.srt, namespace):
                 if predicate is None or predicate(entry.obj):
                     snapshot.append(("ADDED", entry))
         else:
@@ -448,9 +479,10 @@ class ResourceHandler:
 
         def encode(typ: str, entry: Any) -> bytes:
             if table:
-                obj = self._table(request, rt, [entry.obj], {"resourceVersion": str(entry.rev)})
+                meta = {"resourceVersion": str(entry.rev)}
+                obj = self._table(request, rt, [t.out(entry.obj)], meta)
                 return orjson.dumps({"type": typ, "object": obj}) + b"\n"
-            return b'{"type":"' + typ.encode() + b'","object":' + entry.raw + b"}\n"
+            return b'{"type":"' + typ.encode() + b'","object":' + t.out_raw(entry.raw) + b"}\n"
 
         def bookmark(rev: int, end: bool = False) -> bytes:
             meta: dict[str, Any] = {"resourceVersion": str(rev)}
