@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from apiserver import codec, discovery, openapi, proxy
+from apiserver import codec, discovery, metrics_api, openapi, proxy
 from apiserver.crd import CrdStrategy
 from apiserver.registry import Registry, WriteOptions
 from apiserver.rest import ResourceHandler
@@ -194,6 +194,9 @@ class ApiServer:
 def create_app(storage_url: str, *, history: int = 50000) -> FastPath:
     """The ASGI application for one API server over ``storage_url``."""
     server = ApiServer(storage_url, history=history)
+    metrics = metrics_api.MetricsApi(server.registry)
+    for rt in metrics_api.RESOURCES:
+        server.kinds.add(rt)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -201,6 +204,7 @@ def create_app(storage_url: str, *, history: int = 50000) -> FastPath:
         try:
             yield
         finally:
+            await metrics.aclose()
             await server.store.stop()
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
@@ -253,6 +257,8 @@ def create_app(storage_url: str, *, history: int = 50000) -> FastPath:
             doc = discovery.api_group(kinds, group)
         elif len(parts) == 2 or not parts[2].strip("/"):
             doc = discovery.api_resource_list(kinds, group, parts[1])
+        elif group == metrics_api.GROUP:
+            return await metrics.handle(request, parts[1], parts[2])
         else:
             return await handler.handle(request, group, parts[1], parts[2])
         if doc is None or request.method != "GET":

@@ -29,7 +29,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controllers.deployment import DeploymentController
 from controllers.garbagecollector import GarbageCollector
+from controllers.hpa import HorizontalPodAutoscalerController
 from controllers.namespace import NamespaceController
+from controllers.nodelifecycle import NodeLifecycleController
 from controllers.replicaset import ReplicaSetController
 from machinery import errors
 from machinery.client import AsyncClient
@@ -50,6 +52,11 @@ CONTROLLERS: dict[str, tuple[Callable[..., Any], str]] = {
     "deployment": (DeploymentController.from_factory, "deployment-controller"),
     "garbagecollector": (GarbageCollector.from_factory, "garbage-collector-controller"),
     "namespace": (NamespaceController.from_factory, "namespace-controller"),
+    "nodelifecycle": (NodeLifecycleController.from_factory, "node-controller"),
+    "horizontalpodautoscaler": (
+        HorizontalPodAutoscalerController.from_factory,
+        "horizontal-pod-autoscaler",
+    ),
 }
 
 
@@ -66,6 +73,7 @@ class ControllerManager:
         renew_deadline: float = 10,
         retry_period: float = 2,
         resync_period: float | None = 300.0,
+        options: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.client = client
         self.workers = workers
@@ -74,6 +82,7 @@ class ControllerManager:
         self.identity = identity or f"{socket.gethostname()}_{uuid.uuid4()}"
         self.lease = (lease_duration, renew_deadline, retry_period)
         self.resync_period = resync_period
+        self.options = options or {}  # controller name → keyword arguments of its factory
         self.leading = False
         self.synced = False
 
@@ -100,7 +109,7 @@ class ControllerManager:
             make, component = CONTROLLERS[name]
             recorder = EventRecorder(self.client, component, socket.gethostname())
             recorders.append(recorder)
-            ctls.append(make(factory, recorder))
+            ctls.append(make(factory, recorder, **self.options.get(name, {})))
         try:
             await factory.start()
             await factory.wait_synced()
@@ -204,6 +213,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--port", type=int, default=10257, help="port for /healthz and /metrics (0: do not serve)"
     )
+    p.add_argument(
+        "--node-monitor-grace-period",
+        type=float,
+        default=40.0,
+        help="seconds without a node heartbeat before the node is Ready=Unknown",
+    )
+    p.add_argument(
+        "--node-monitor-period", type=float, default=5.0, help="seconds between node checks"
+    )
+    p.add_argument(
+        "--horizontal-pod-autoscaler-sync-period",
+        type=float,
+        default=15.0,
+        help="seconds between two evaluations of an autoscaler",
+    )
+    p.add_argument(
+        "--horizontal-pod-autoscaler-downscale-stabilization",
+        type=float,
+        default=300.0,
+        help="scale-down stabilisation window (seconds) of autoscalers without behavior",
+    )
+    p.add_argument("--horizontal-pod-autoscaler-tolerance", type=float, default=0.1)
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -225,6 +256,17 @@ async def _main(args: argparse.Namespace) -> None:
         lease_duration=args.leader_elect_lease_duration,
         renew_deadline=args.leader_elect_renew_deadline,
         retry_period=args.leader_elect_retry_period,
+        options={
+            "nodelifecycle": {
+                "grace_period": args.node_monitor_grace_period,
+                "monitor_period": args.node_monitor_period,
+            },
+            "horizontalpodautoscaler": {
+                "sync_period": args.horizontal_pod_autoscaler_sync_period,
+                "downscale_window": args.horizontal_pod_autoscaler_downscale_stabilization,
+                "tolerance": args.horizontal_pod_autoscaler_tolerance,
+            },
+        },
     )
     server = await serve_health(manager, args.bind_address, args.port) if args.port else None
     task = asyncio.current_task()

@@ -26,6 +26,7 @@ from machinery.kinds import lookup
 
 from . import adopt, specs
 from . import labels as L
+from . import metrics as resource_metrics
 from .backoff import Backoff
 from .cri.client import AsyncRuntimeClient
 from .node import CidrAllocator, Machine, NodeConfig, NodeStatus
@@ -57,6 +58,7 @@ class AgentConfig:
     status_check_period: float = 10.0
     backoff_initial: float = 10.0
     backoff_max: float = 300.0
+    metrics_period: float = resource_metrics.DEFAULT_PERIOD
 
     def node_config(self) -> NodeConfig:
         return NodeConfig(
@@ -108,6 +110,7 @@ class NodeAgent:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pleg_seen: dict[str, tuple[str, int]] = {}
         self.ctx: WorkerContext | None = None
+        self.sampler: resource_metrics.ResourceSampler | None = None
 
     # -- runtime identity --------------------------------------------------------------------
 
@@ -162,6 +165,13 @@ class NodeAgent:
             self._spawn(self.informer.run(), "pod informer")
             self._spawn(self._mark_synced(self.informer), "sync")
         self._spawn(self._pleg(), "pleg")
+        self.sampler = resource_metrics.ResourceSampler(
+            self.runtime,
+            self.name,
+            period=self.config.metrics_period,
+            host=None if self.runtime_name == "tugboat-fake" else resource_metrics.HostStats(),
+        )
+        self._spawn(self.sampler.run(), "resource metrics")
 
     async def run(self) -> None:
         await self.start()

@@ -28,6 +28,7 @@ from .agent import AgentConfig, NodeAgent
 from .cri import api_pb2_grpc as pb_grpc
 from .cri.client import _CHANNEL_OPTIONS, AsyncRuntimeClient, _target
 from .cri.fake import FakeRuntime, FakeServer
+from .metrics import serve_shared
 from .node import CLUSTER_CIDR, NODES, Machine, Pressure
 from .podworker import NullRecorder, Recorder
 
@@ -93,6 +94,7 @@ class HollowNodes:
         self.informer: Informer | None = None
         self._channel: grpc.aio.Channel | None = None
         self._informer_task: asyncio.Task[None] | None = None
+        self.metrics_http: Any = None
 
     def names(self) -> list[str]:
         return [f"{self.prefix}{i}" for i in range(self.count)]
@@ -107,13 +109,17 @@ class HollowNodes:
         endpoint = await self.server.start()
         self._channel = grpc.aio.insecure_channel(_target(endpoint), options=_CHANNEL_OPTIONS)
         cidrs = iter(await self._free_cidrs())
+        self.metrics_http = await serve_shared(
+            lambda: [a.sampler for a in self.agents.values() if a.sampler is not None]
+        )
+        template = replace(self.template, port=self.template.port or self.metrics_http.port)
         machine = hollow_machine()
         for name in self.names():
             cidr = next(cidrs, "")
             runtime = FakeRuntime(pod_cidr=cidr or "10.244.0.0/24")
             self.runtimes[name] = self.server.add(name, runtime)
             config = replace(
-                self.template,
+                template,
                 node_name=name,
                 pod_cidr=cidr,
                 labels={**self.template.labels, HOLLOW_LABEL: "true"},
@@ -156,6 +162,8 @@ class HollowNodes:
         if self._channel is not None:
             await self._channel.close()
         await self.server.stop()
+        if self.metrics_http is not None:
+            await self.metrics_http.stop()
 
     async def run(self) -> None:
         await self.start()

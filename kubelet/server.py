@@ -6,7 +6,8 @@ Routes (the Kubernetes kubelet's paths):
   sinceSeconds&sinceTime&limitBytes`` → ``text/plain``, streamed (flushed per line) with follow.
   Errors are Kubernetes Status objects: 404 for an unknown pod, 400 for an unknown container,
   one waiting to start, or a missing previous instance.
-- ``/exec/{namespace}/{pod}/{container}?command=...&stdin&stdout&stderr&tty`` over WebSocket
+- ``/exec/{namespace}/{pod}/{container}?command=...&stdin&stdout&stderr&tty`` (and
+  ``/attach/...``, the same without a command, through CRI Attach) over WebSocket
   with the channel protocol (``v5.channel.k8s.io``, ``v4.channel.k8s.io``): binary frames whose
   first byte is the stream (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 close). The
   session ends with one status frame: ``Success`` or ``NonZeroExitCode`` with the code in
@@ -33,6 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from . import metrics as resource_metrics
 from .cri.errors import CriError
 from .cri.logs import parse_timestamp
 from .logs import LogOptions, follow
@@ -94,6 +96,8 @@ class NodeServer:
                 Route("/stats/summary", self.stats),
                 Route("/containerLogs/{namespace}/{pod}/{container}", self.logs),
                 WebSocketRoute("/exec/{namespace}/{pod}/{container}", self.exec),
+                WebSocketRoute("/attach/{namespace}/{pod}/{container}", self.exec),
+                *resource_metrics.routes(lambda: [agent.sampler] if agent.sampler else []),
             ]
         )
 
@@ -189,6 +193,7 @@ class NodeServer:
         ]
         protocol = next((x for x in offered if x in PROTOCOLS), None)
         command = q.getlist("command")
+        attach = ws.url.path.startswith("/attach/")
         try:
             pod = self._pod(p["namespace"], p["pod"])
             record = await self._instance(pod, p["container"], previous=False)
@@ -198,7 +203,7 @@ class NodeServer:
                     "BadRequest",
                     f"container {p['container']} is not running (state: {record.state})",
                 )
-            if not command:
+            if not command and not attach:
                 raise Lookup(400, "BadRequest", "you must specify at least 1 command")
         except Lookup as err:
             await ws.close(code=1008, reason=str(err)[:120])
@@ -206,7 +211,12 @@ class NodeServer:
         await ws.accept(subprotocol=protocol)
         interactive = _flag(q.get("stdin")) or _flag(q.get("tty"))
         try:
-            if interactive:
+            if attach:
+                url = await self.agent.runtime.attach(
+                    record.id, tty=_flag(q.get("tty")), stdin=_flag(q.get("stdin"))
+                )
+                await self._relay_stream(ws, url)
+            elif interactive:
                 await self._exec_stream(ws, record.id, command, q, protocol or "")
             else:
                 await self._exec_sync(ws, record.id, command, q)
@@ -233,8 +243,6 @@ class NodeServer:
         self, ws: WebSocket, container_id: str, command: list[str], q: Any, protocol: str
     ) -> None:
         """Relay the client's channel frames to the runtime's streaming server and back."""
-        import websockets
-
         tty = _flag(q.get("tty"))
         url = await self.agent.runtime.exec(
             container_id,
@@ -244,6 +252,12 @@ class NodeServer:
             stdout=_flag(q.get("stdout") or "1"),
             stderr=_flag(q.get("stderr") or "1") and not tty,
         )
+        await self._relay_stream(ws, url)
+
+    async def _relay_stream(self, ws: WebSocket, url: str) -> None:
+        """Relay channel frames between the client and the runtime's streaming server."""
+        import websockets
+
         url = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
         async with websockets.connect(
             url, subprotocols=["v4.channel.k8s.io"], max_size=None, open_timeout=10

@@ -1,0 +1,241 @@
+"""Two node agents on two containerd instances, the controller-manager and the scheduler (as
+processes, with shortened node-lifecycle timers): a stopped node agent makes its node NotReady
+and the Deployment's pods there are recreated on the other node."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kubelet.cri.cgroups import remove_cgroup
+from kubelet.images.store import load_image
+from machinery.client import AsyncClient
+from machinery.kinds import lookup
+from tests.conftest import ApiServerProcess
+from tests.e2e.conftest import START_SCRIPT, ContainerdRuntime
+from tests.e2e.kubelet_env import (
+    NODES,
+    PODS,
+    RealNode,
+    agent_config,
+    delete_all_pods,
+    eventually,
+)
+
+pytestmark = pytest.mark.e2e
+DEPLOYMENTS = lookup("deployments")
+SECOND_BRIDGE = os.environ.get("TUG_E2E_BRIDGE2", "tugb1")
+SECOND_CIDR = os.environ.get("TUG_E2E_POD_CIDR2", "10.244.251.0/24")
+
+
+@pytest.fixture(scope="module")
+def second_runtime(
+    containerd_runtime: ContainerdRuntime, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ContainerdRuntime]:
+    """Another containerd (own bridge and pod CIDR) with the same images."""
+    base = tmp_path_factory.mktemp("containerd2")
+    start = [str(START_SCRIPT), "--bridge", SECOND_BRIDGE, "--pod-cidr", SECOND_CIDR, str(base)]
+    subprocess.run(["bash", *start], check=True, timeout=60)
+    runtime = ContainerdRuntime(
+        dir=base,
+        socket=str(base / "containerd.sock"),
+        endpoint=f"unix://{base / 'containerd.sock'}",
+        pod_cidr=SECOND_CIDR,
+        bridge=SECOND_BRIDGE,
+        log_root=base / "pod-logs",
+        cgroup_root=containerd_runtime.cgroup_root + "-b",
+    )
+    try:
+        for archive in sorted((containerd_runtime.dir / "images").glob("*.tar")):
+            load_image(runtime.socket, archive)
+        yield runtime
+    finally:
+        subprocess.run(
+            ["bash", str(START_SCRIPT), "--stop", "--bridge", SECOND_BRIDGE, str(base)],
+            check=False,
+            timeout=180,
+        )
+        remove_cgroup(runtime.cgroup_root)
+
+
+def spawn(module: str, *args: str, log: Path) -> subprocess.Popen:
+    out = open(log, "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=out,
+        stderr=out,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.fixture
+def control_plane(fresh_api: ApiServerProcess, tmp_path: Path) -> Iterator[ApiServerProcess]:
+    """controller-manager (node grace 3 s) and scheduler against ``fresh_api``."""
+    procs = [
+        spawn(
+            "controllers",
+            "--server",
+            fresh_api.url,
+            "--no-leader-elect",
+            "--port",
+            "0",
+            "--node-monitor-grace-period",
+            "3",
+            "--node-monitor-period",
+            "0.5",
+            log=tmp_path / "controller-manager.log",
+        ),
+        spawn("scheduler", "--server", fresh_api.url, log=tmp_path / "scheduler.log"),
+    ]
+    try:
+        yield fresh_api
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+async def nodes(
+    control_plane: ApiServerProcess,
+    containerd_runtime: ContainerdRuntime,
+    second_runtime: ContainerdRuntime,
+) -> AsyncIterator[tuple[AsyncClient, list[RealNode]]]:
+    client = control_plane.async_client()
+    started: list[RealNode] = []
+    for name, rt in (("fo-a", containerd_runtime), ("fo-b", second_runtime)):
+        config = agent_config(rt, name, lease_period=0.5)
+        started.append(await RealNode(client, rt.endpoint, config).start())
+    try:
+        yield client, started
+    finally:
+        try:
+            with_suppressed = []
+            try:
+                await client.delete(DEPLOYMENTS, "web", "default")
+            except Exception as err:  # the test may have failed before creating it
+                with_suppressed.append(err)
+            for n in started:
+                if n.agent is None:
+                    await n.start()  # back, it finishes the evicted pods' deletion
+            for n in started:
+                await delete_all_pods(client, n.name, timeout=90)
+        finally:
+            for n in started:
+                await n.stop()
+            await client.aclose()
+
+
+def deployment(replicas: int) -> dict:
+    toleration = {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 2}
+    template = {
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 2,
+            "tolerations": [
+                toleration | {"key": "node.kubernetes.io/unreachable"},
+                toleration | {"key": "node.kubernetes.io/not-ready"},
+            ],
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "tugboat/web:1",
+                    "ports": [{"containerPort": 8080}],
+                }
+            ],
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": template,
+        },
+    }
+
+
+async def live_pods(client: AsyncClient) -> list[dict]:
+    items = (await client.list(PODS, "default", label_selector="app=web"))["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+async def page(ip: str) -> str | None:
+    try:
+        async with httpx.AsyncClient(timeout=2) as web:
+            r = await web.get(f"http://{ip}:8080/")
+            return r.text if r.status_code == 200 else None
+    except httpx.HTTPError:
+        return None
+
+
+async def test_stopped_node_agent_pods_recreated_on_the_other_node(
+    nodes: tuple[AsyncClient, list[RealNode]], second_runtime: ContainerdRuntime
+) -> None:
+    client, (a, b) = nodes
+
+    async def both_ready() -> bool:
+        items = (await client.list(NODES))["items"]
+        ready = {
+            n["metadata"]["name"]
+            for n in items
+            if any(
+                c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]
+            )
+        }
+        return {a.name, b.name} <= ready
+
+    await eventually("both nodes Ready", both_ready)
+    await client.create(DEPLOYMENTS, deployment(4), "default")
+
+    async def all_running() -> list[dict] | None:
+        pods = await live_pods(client)
+        ok = len(pods) == 4 and all(p["status"].get("phase") == "Running" for p in pods)
+        return pods if ok else None
+
+    pods = await eventually("4 pods running", all_running, timeout=60)
+    on_node = {p["spec"]["nodeName"] for p in pods}
+    victim, survivor = (a, b) if a.name in on_node else (b, a)
+    doomed = {p["metadata"]["name"] for p in pods if p["spec"]["nodeName"] == victim.name}
+    assert doomed
+
+    await victim.stop()  # no more heartbeats; its containers keep running
+
+    async def not_ready() -> dict | None:
+        n = await client.get(NODES, victim.name)
+        ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")
+        return n if ready["status"] == "Unknown" and n["spec"].get("taints") else None
+
+    n = await eventually("victim NotReady", not_ready, timeout=30)
+    taints = {(t["key"], t["effect"]) for t in n["spec"].get("taints") or []}
+    assert ("node.kubernetes.io/unreachable", "NoExecute") in taints
+
+    async def moved() -> list[dict] | None:
+        pods = await live_pods(client)
+        ok = (
+            len(pods) == 4
+            and all(p["spec"].get("nodeName") == survivor.name for p in pods)
+            and all(p["status"].get("phase") == "Running" for p in pods)
+        )
+        return pods if ok else None
+
+    pods = await eventually("pods recreated on the survivor", moved, timeout=90)
+    assert not doomed & {p["metadata"]["name"] for p in pods}
+    survivor_cidr = second_runtime.pod_cidr if survivor is b else None
+    for p in pods:
+        if survivor_cidr:
+            assert p["status"]["podIP"].startswith(survivor_cidr.rsplit(".", 1)[0] + ".")
+        text = await eventually("page", lambda p=p: page(p["status"]["podIP"]))
+        assert "v1" in text

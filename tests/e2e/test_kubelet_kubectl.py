@@ -1,0 +1,141 @@
+"""The real kubectl reaching containers on containerd through the API server's proxy:
+``kubectl logs [-f] [--tail] [-c]`` and ``kubectl exec [-i]`` with exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from machinery.client import AsyncClient
+from tests.conftest import ApiServerProcess
+from tests.e2e.conftest import ContainerdRuntime
+from tests.e2e.kubelet_env import (
+    PODS,
+    RealNode,
+    container,
+    delete_all_pods,
+    eventually,
+    pod,
+    running,
+    start_node,
+)
+
+pytestmark = pytest.mark.e2e
+KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
+
+
+@pytest.fixture
+async def node(
+    api: ApiServerProcess, containerd_runtime: ContainerdRuntime
+) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
+    if not KUBECTL.exists():
+        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
+    client = api.async_client()
+    n = await start_node(client, containerd_runtime, prefix="e2e-kubectl")
+    try:
+        yield client, n
+    finally:
+        try:
+            await delete_all_pods(client, n.name)
+        finally:
+            await n.stop()
+            await client.aclose()
+
+
+def kubectl(
+    api: ApiServerProcess, *args: str, stdin: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KUBECONFIG": api.kubeconfig}
+    return subprocess.run(
+        [str(KUBECTL), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        input=stdin,
+    )
+
+
+async def test_kubectl_logs_and_exec_on_containerd(
+    api: ApiServerProcess,
+    node: tuple[AsyncClient, RealNode],
+    containerd_runtime: ContainerdRuntime,
+) -> None:
+    client, n = node
+    bb = containerd_runtime.busybox_image
+    script = (
+        "for i in 1 2 3; do echo line$i; done; echo err >&2; "
+        "while true; do sleep 0.3; echo tick; done"
+    )
+    main = container("main", bb, command=["sh", "-c", script])
+    side = container("side", bb, command=["sh", "-c", "echo from side; exec sleep 3600"])
+    await client.create(PODS, pod("kc", n.name, [main, side]), "default")
+    await eventually("kc running", lambda: running(client, "kc"))
+
+    async def logged() -> str | None:
+        out = await asyncio.to_thread(kubectl, api, "logs", "kc", "-c", "side")
+        return out.stdout if out.stdout else None
+
+    assert await eventually("side's log", logged) == "from side\n"
+    out = await asyncio.to_thread(kubectl, api, "logs", "kc", "-c", "main", "--tail=-1")
+    lines = out.stdout.splitlines()
+    assert lines[:4] == ["line1", "line2", "line3", "err"], out.stderr
+    out = await asyncio.to_thread(kubectl, api, "logs", "kc", "--tail=1")
+    assert out.stdout == "tick\n", out.stderr  # the first container by default
+
+    # -f keeps streaming: new ticks arrive while kubectl runs.
+    proc = await asyncio.create_subprocess_exec(
+        str(KUBECTL),
+        "logs",
+        "-f",
+        "kc",
+        "-c",
+        "main",
+        "--tail=0",
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "KUBECONFIG": api.kubeconfig},
+    )
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 10)
+        second = await asyncio.wait_for(proc.stdout.readline(), 10)
+        assert (first, second) == (b"tick\n", b"tick\n")
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+    out = await asyncio.to_thread(
+        kubectl,
+        api,
+        "exec",
+        "kc",
+        "-c",
+        "side",
+        "--",
+        "sh",
+        "-c",
+        "echo $HOSTNAME; cat /proc/1/comm",
+    )
+    assert (out.returncode, out.stdout) == (0, "kc\nsleep\n"), out.stderr
+    out = await asyncio.to_thread(kubectl, api, "exec", "kc", "--", "sh", "-c", "exit 42")
+    assert out.returncode == 42, out.stderr
+    out = await asyncio.to_thread(
+        kubectl,
+        api,
+        "exec",
+        "-i",
+        "kc",
+        "-c",
+        "side",
+        "--",
+        "sh",
+        "-c",
+        "read x; echo got $x",
+        stdin="hello\n",
+    )
+    assert (out.returncode, out.stdout) == (0, "got hello\n"), out.stderr
