@@ -113,4 +113,12 @@ def write_options(request: Request) -> WriteOptions:
     fv = q.get("fieldValidation") or "Warn"
     if fv not in ("Strict", "Warn", "Ignore"):
         raise errors.BadRequest(f"fieldValidation must be one of Strict, Warn, Ignore, not {fv!r}")
-    return WriteOptions(dry_run="All" in q.getlist("dryRun"), field_validation=fv)
+    manager = q.get("fieldManager") or default_field_manager(request.headers.get("user-agent"))
+    return WriteOptions(
+        dry_run="All" in q.getlist("dryRun"), field_validation=fv, field_manager=manager
+    )
+
+
+def default_field_manager(user_agent: str | None) -> str:
+    """Kubernetes' default manager name: the user agent up to its first ``/``."""
+    return (user_agent or "unknown").split("/")[0][:128] or "unknown"

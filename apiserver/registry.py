@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from apiserver import strategies
+from apiserver import apply, strategies
 from apiserver.cache import Entry
 from apiserver.meta import meta, now_rfc3339, random_suffix, spec_of
 from apiserver.storage import Key, Write
@@ -29,10 +29,13 @@ MAX_RETRIES = 8
 
 @dataclass
 class WriteOptions:
-    """Per-request knobs: ``dryRun=All`` and ``fieldValidation``."""
+    """Per-request knobs: ``dryRun=All``, ``fieldValidation``, and the field manager whose
+    ownership ``metadata.managedFields`` records (``applied``: an apply already recorded it)."""
 
     dry_run: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore
+    field_manager: str | None = None
+    applied: bool = False
 
 
 @dataclass
@@ -278,7 +281,7 @@ class Registry:
             if not nm["finalizers"]:
                 nm.pop("finalizers")
         self.strategies.for_(rt).prepare_update(rt, old, new, subresource)
-        new, warnings = self._admit(rt, new, old, opts)
+        new, warnings = self._admit(rt, new, old, opts, subresource)
         gen = om.get("generation", 1)
         new["metadata"]["generation"] = gen + 1 if spec_of(new) != spec_of(old) else gen
         return new, warnings
@@ -380,9 +383,26 @@ class Registry:
             )
 
     def _admit(
-        self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, opts: WriteOptions
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+        opts: WriteOptions,
+        subresource: str | None = None,
     ) -> tuple[dict[str, Any], list[str] | None]:
-        obj, unknown = self.strategies.for_(rt).admit(rt, obj, old)
+        strategy = self.strategies.for_(rt)
+        obj, unknown = strategy.admit(rt, obj, old)
+        if opts.field_manager and not opts.applied:
+            obj = apply.record_update(
+                old,
+                obj,
+                manager=opts.field_manager,
+                kind=None if strategy.custom else rt.kind,
+                api_version=rt.api_version,
+                now=now_rfc3339(),
+                subresource=subresource,
+                status_subresource="status" in rt.subresources,
+            )
         if not unknown or opts.field_validation == "Ignore":
             return obj, None
         if opts.field_validation == "Strict":

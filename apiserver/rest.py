@@ -19,7 +19,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from apiserver import codec, conversion, proxy, scale
+from apiserver import apply, codec, conversion, proxy, scale
+from apiserver.meta import now_rfc3339
 from apiserver.registry import Registry, WriteOptions, key_for, not_found
 from machinery import errors, patch, printers
 from machinery.kinds import Registry as Kinds
@@ -351,26 +352,49 @@ class ResourceHandler:
         return codec.json_response(t.out(res.obj), res.code, res.warnings)
 
     async def _apply(self, request: Request, t: Target, body: Any, opts: WriteOptions) -> Response:
-        """Server-side apply, first step: create when missing, else merge the applied fields."""
+        """Server-side apply: create when missing, else merge by field ownership; a field
+        another manager owns with a different value is a 409 unless ``force=true``."""
         if not isinstance(body, dict):
             raise errors.BadRequest("an apply patch must be an object")
-        if not request.query_params.get("fieldManager"):
-            raise errors.BadRequest("fieldManager is required for apply requests")
+        manager = request.query_params.get("fieldManager")
+        if not manager:
+            raise errors.BadRequest(
+                "PATCH with an apply patch requires a non-empty fieldManager parameter"
+            )
         assert t.name is not None
+        force = request.query_params.get("force") in ("true", "1")
+        custom = self.registry.strategies.for_(t.srt).custom
+        body = copy.deepcopy(body)
+        body.setdefault("metadata", {}).setdefault("name", t.name)
+        rv = body["metadata"].pop("resourceVersion", None)
+        opts.field_manager, opts.applied = manager, True
+
+        def merged(cur: dict[str, Any] | None) -> dict[str, Any]:
+            return apply.apply(
+                cur,
+                body,
+                manager=manager,
+                kind=None if custom else t.rt.kind,
+                force=force,
+                api_version=t.rt.api_version,
+                now=now_rfc3339(),
+                status_subresource="status" in t.rt.subresources,
+                subresource=t.subresource,
+            )
+
         if self.registry.find(t.srt, t.namespace, t.name) is None and t.subresource is None:
-            obj = copy.deepcopy(body)
-            obj.setdefault("metadata", {})["name"] = t.name
-            res = await self.registry.create(t.srt, t.namespace, t.into(obj), opts)
+            if rv:
+                raise not_found(t.rt, t.name)
+            res = await self.registry.create(t.srt, t.namespace, t.into(merged(None)), opts)
             return codec.json_response(t.out(res.obj), res.code, res.warnings)
-        applied = copy.deepcopy(body)
-        applied.get("metadata", {}).pop("resourceVersion", None)
         res = await self.registry.mutate(
             t.srt,
             t.namespace,
             t.name,
-            lambda cur: t.into(patch.merge_patch(t.out(cur), applied)),
+            lambda cur: t.into(merged(t.out(cur))),
             opts,
             t.subresource,
+            expected=int(rv) if rv else None,
         )
         return codec.json_response(t.out(res.obj), res.code, res.warnings)
 
@@ -407,7 +431,6 @@ class ResourceHandler:
                 conds = [
                     c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
                 ]
-                from apiserver.meta import now_rfc3339
 
                 conds.append(
                     {

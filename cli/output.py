@@ -166,9 +166,16 @@ def as_list(objs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render_objects(
-    fmt: OutputFormat, objs: list[dict[str, Any]], names: list[str], single: bool
+    fmt: OutputFormat,
+    objs: list[dict[str, Any]],
+    names: list[str],
+    single: bool,
+    show_managed_fields: bool = False,
 ) -> str:
-    """Text for non-table formats; ``names`` are the ``kind[.group]/name`` of each object."""
+    """Text for non-table formats; ``names`` are the ``kind[.group]/name`` of each object.
+    ``metadata.managedFields`` is left out unless asked for, as kubectl does."""
+    if not show_managed_fields:
+        objs = [_without_managed_fields(o) for o in objs]
     doc: Any = objs[0] if single and len(objs) == 1 else as_list(objs)
     if fmt.kind == "yaml":
         return to_yaml(doc)
@@ -183,6 +190,13 @@ def render_objects(
     if fmt.kind == "custom-columns":
         return custom_columns(fmt.arg, objs)
     raise CliError(f"unsupported output format {fmt.kind}")
+
+
+def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 # ----------------------------------------------------------------------------- jsonpath

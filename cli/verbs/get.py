@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
 
 def add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", help="wide|yaml|json|name|jsonpath=...|custom-columns=...")
+    p.add_argument(
+        "--show-managed-fields", action="store_true", help="keep metadata.managedFields in output"
+    )
 
 
 def output_format(args: argparse.Namespace) -> OutputFormat:
@@ -90,7 +93,7 @@ def run(session: Session, args: argparse.Namespace) -> int:
     if not fmt.is_table and (objects or fmt.kind in ("yaml", "json")):
         single = len(targets) == 1 and len(targets[0].names) == 1 and not prefix
         single = single or (bool(args.filename) and len(objects) == 1)
-        session.out.write(render_objects(fmt, objects, names, single))
+        session.out.write(render_objects(fmt, objects, names, single, args.show_managed_fields))
     elif not printed and not failed and not any(t.names for t in targets):
         nowhere = all_ns or all(not t.rt.namespaced for t in targets)
         session.warn("No resources found" if nowhere else f"No resources found in {ns} namespace.")
