@@ -517,6 +517,17 @@ TokenRequestSpec
     1 audiences []string, 4 expirationSeconds int?, 3 boundObjectRef BoundObjectReference?
 BoundObjectReference
     1 kind string, 2 apiVersion string, 3 name string, 4 uid string
+Eviction
+    1 metadata ObjectMeta, 2 deleteOptions DeleteOptions?
+SelfSubjectAccessReview
+    1 metadata ObjectMeta, 2 spec SelfSubjectAccessReviewSpec
+SelfSubjectAccessReviewSpec
+    1 resourceAttributes ResourceAttributes?, 2 nonResourceAttributes NonResourceAttributes?
+ResourceAttributes
+    1 namespace string, 2 verb string, 3 group string, 4 version string, 5 resource string
+    6 subresource string, 7 name string
+NonResourceAttributes
+    1 path string, 2 verb string
 DeleteOptions
     1 gracePeriodSeconds int?, 2 preconditions Preconditions?, 3 orphanDependents bool?
     4 propagationPolicy string?, 5 dryRun []string
@@ -549,6 +560,8 @@ KINDS: dict[tuple[str, str], str] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "autoscaling/v2.HorizontalPodAutoscaler",
     ("autoscaling/v1", "Scale"): "Scale",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+    ("policy/v1", "Eviction"): "Eviction",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
 }
 
 #: Kinds decoded whatever their apiVersion: client-go labels DeleteOptions with the group version

@@ -586,3 +586,28 @@ def test_live_kubectl_bodies_match_its_json(tmp_path: Path) -> None:
         )
         expected = pruned(json.loads(dry.stdout))
         assert protobuf.decode(recording.file.read_bytes()) == expected, name
+
+
+def test_eviction_and_access_review_bodies():
+    body = envelope(
+        "policy/v1", "Eviction", msg(1, text(1, "web-1"), text(3, "default")), msg(2, num(1, 0))
+    )
+    assert protobuf.decode(body) == {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": "web-1", "namespace": "default"},
+        "deleteOptions": {"gracePeriodSeconds": 0},
+    }
+    review = envelope(
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        msg(1),
+        msg(2, msg(1, text(1, "default"), text(2, "list"), text(5, "secrets"))),
+    )
+    assert protobuf.decode(review) == {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {"namespace": "default", "verb": "list", "resource": "secrets"}
+        },
+    }
