@@ -15,6 +15,8 @@ COMPONENTS = {
     "controller-manager": "controllers.manager",
     "scheduler": "scheduler.__main__",
     "kubelet": "kubelet.main",
+    "proxy": "kubelet.proxy.main",
+    "dns": "kubelet.dns",
     "up": "cli.cluster.up",
     "down": "cli.cluster.down",
     "status": "cli.cluster.status",
@@ -27,6 +29,8 @@ components:
   controller-manager   run the controllers
   scheduler            run the scheduler
   kubelet              run a node agent
+  proxy                run the service proxy (iptables rules for Services)
+  dns                  run the cluster DNS server
 
 cluster:
   up                   start a local cluster (API server, controllers, scheduler, nodes)

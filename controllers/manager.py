@@ -28,6 +28,7 @@ import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controllers.deployment import DeploymentController
+from controllers.endpointslice import EndpointSliceController
 from controllers.garbagecollector import GarbageCollector
 from controllers.hpa import HorizontalPodAutoscalerController
 from controllers.namespace import NamespaceController
@@ -53,6 +54,7 @@ CONTROLLERS: dict[str, tuple[Callable[..., Any], str]] = {
     "garbagecollector": (GarbageCollector.from_factory, "garbage-collector-controller"),
     "namespace": (NamespaceController.from_factory, "namespace-controller"),
     "nodelifecycle": (NodeLifecycleController.from_factory, "node-controller"),
+    "endpointslice": (EndpointSliceController.from_factory, "endpointslice-controller"),
     "horizontalpodautoscaler": (
         HorizontalPodAutoscalerController.from_factory,
         "horizontal-pod-autoscaler",

@@ -2,6 +2,7 @@
 # Installs (if needed) and starts Debian's PostgreSQL, with a `tugboat` role and database on
 # 127.0.0.1:5432. Prints the SQLAlchemy URL the tests read from TUGBOAT_TEST_POSTGRES.
 set -euo pipefail
+cd /  # su postgres must be able to enter the working directory
 if ! command -v pg_ctlcluster >/dev/null || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
 fi

@@ -7,11 +7,12 @@ import asyncio
 import logging
 import socket
 import sys
+from typing import Any
 
 from machinery.client import AsyncClient
 from scheduler import health
 from scheduler.pods import DEFAULT_SCHEDULER_NAME
-from scheduler.scheduler import Scheduler
+from scheduler.scheduler import MAX_BINDS_IN_FLIGHT, Scheduler
 
 LEASE_NAME = "kube-scheduler"
 LEASE_NAMESPACE = "kube-system"
@@ -39,6 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="0: adaptive, like kube-scheduler",
     )
+    p.add_argument(
+        "--binds-in-flight",
+        type=int,
+        default=MAX_BINDS_IN_FLIGHT,
+        help="pods/binding POSTs on the wire at once",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -55,6 +62,7 @@ async def run(args: argparse.Namespace) -> None:
         client,
         name=args.scheduler_name,
         percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
+        max_binds_in_flight=args.binds_in_flight,
     )
     server = None
     if args.metrics_port:
@@ -82,10 +90,20 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(run(args))
+        _event_loop_runner()(run(args))
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _event_loop_runner() -> Any:
+    """``uvloop.run`` when uvloop is installed (it comes with ``uvicorn[standard]``): the
+    scheduler spends much of its time in socket I/O and callbacks; ``asyncio.run`` otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
 
 
 if __name__ == "__main__":

@@ -13,12 +13,20 @@ Contract:
 * :meth:`Cache.snapshot` is a *view*, not a copy: it stays valid while the caller does not
   yield to the event loop. The scheduler runs a whole scheduling cycle without awaiting, which
   is what makes this safe and cheap; code that mutates (preemption dry runs) uses
-  :meth:`NodeInfo.clone`.
+  :meth:`NodeInfo.clone`. The view is kept, not rebuilt per cycle: only adding or removing a
+  Node makes the next :meth:`Cache.snapshot` build a new node list (like kube-scheduler's
+  incremental snapshot); pod and node changes reach it through the shared :class:`NodeInfo`
+  objects, each of which bumps its ``generation`` on every change.
+* The snapshot's cluster-wide facts (which nodes carry taints, are cordoned, hold images or
+  host pods with pod affinity) are kept current incrementally too, so a plugin can tell in
+  O(1) that a pod needs none of its work (kube-scheduler's PreFilter/PreScore ``Skip``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +47,10 @@ from scheduler.resources import (
     pod_requests,
 )
 
+_generations = itertools.count(1)
+HARD_TAINT_EFFECTS = ("NoSchedule", "NoExecute")
+PREFER_NO_SCHEDULE = "PreferNoSchedule"
+
 
 @dataclass(slots=True)
 class PodEntry:
@@ -56,6 +68,7 @@ class NodeInfo:
         "_node",
         "affinity_pods",
         "allocatable",
+        "generation",
         "images",
         "labels",
         "name",
@@ -79,6 +92,8 @@ class NodeInfo:
         self.labels: dict[str, str] = {}
         self.taints: list[dict[str, Any]] = []
         self.unschedulable = False
+        #: Bumped on every change (node object, pods); equal generations mean equal content.
+        self.generation = next(_generations)
         if node is not None:
             self.set_node(node)
 
@@ -102,9 +117,20 @@ class NodeInfo:
             for n in image.get("names") or ():
                 images[n] = int(image.get("sizeBytes") or 0)
         self.images = images
+        self.generation = next(_generations)
 
     def clear_node(self) -> None:
         self._node = None
+        self.generation = next(_generations)
+
+    @property
+    def has_hard_taints(self) -> bool:
+        """Any NoSchedule / NoExecute taint (what TaintToleration's filter checks)."""
+        return any(t.get("effect") in HARD_TAINT_EFFECTS for t in self.taints)
+
+    @property
+    def has_prefer_taints(self) -> bool:
+        return any(t.get("effect") == PREFER_NO_SCHEDULE for t in self.taints)
 
     def add_pod(self, pod: dict[str, Any]) -> None:
         """Count ``pod`` here (replacing an entry with the same key)."""
@@ -116,6 +142,23 @@ class NodeInfo:
             self.affinity_pods[key] = pod
         add_into(self.requested, entry.requests)
         add_into(self.nonzero_requested, entry.nonzero)
+        self.generation = next(_generations)
+
+    def replace_pod(self, pod: dict[str, Any]) -> None:
+        """Swap in a newer object for a pod already counted here whose requests and affinity
+        are unchanged (the informer confirming an assumed pod); cheaper than remove + add."""
+        key = pod_key(pod)
+        entry = self.pods.get(key)
+        if entry is None or _requests_spec(entry.pod) != _requests_spec(pod):
+            self.add_pod(pod)
+            return
+        if has_pod_affinity(pod) != (key in self.affinity_pods):
+            self.add_pod(pod)
+            return
+        entry.pod = pod
+        if key in self.affinity_pods:
+            self.affinity_pods[key] = pod
+        self.generation = next(_generations)
 
     def remove_pod(self, key: str) -> bool:
         entry = self.pods.pop(key, None)
@@ -124,6 +167,7 @@ class NodeInfo:
         self.affinity_pods.pop(key, None)
         add_into(self.requested, entry.requests, -1)
         add_into(self.nonzero_requested, entry.nonzero, -1)
+        self.generation = next(_generations)
         return True
 
     def iter_pods(self) -> Iterator[dict[str, Any]]:
@@ -144,18 +188,77 @@ class NodeInfo:
         other.affinity_pods = dict(self.affinity_pods)
         other.requested = dict(self.requested)
         other.nonzero_requested = dict(self.nonzero_requested)
+        other.generation = next(_generations)
         return other
 
     def __repr__(self) -> str:
         return f"NodeInfo({self.name!r}, pods={len(self.pods)})"
 
 
-class Snapshot:
-    """The nodes a scheduling cycle sees, in a stable order."""
+class ClusterIndex:
+    """Cluster-wide facts over a set of listed nodes, for O(1) "does any node ..." questions.
 
-    def __init__(self, node_infos: list[NodeInfo]) -> None:
+    The Cache updates its index on every node and pod change; a standalone :class:`Snapshot`
+    builds one from its nodes."""
+
+    __slots__ = ("affinity", "cordoned", "hard_tainted", "image_nodes", "soft_tainted")
+
+    def __init__(self, nodes: Iterable[NodeInfo] = ()) -> None:
+        self.hard_tainted: set[str] = set()
+        self.soft_tainted: set[str] = set()
+        self.cordoned: set[str] = set()
+        #: image name → how many nodes hold it
+        self.image_nodes: Counter[str] = Counter()
+        #: nodes hosting at least one pod with pod (anti-)affinity
+        self.affinity: dict[str, NodeInfo] = {}
+        for info in nodes:
+            self.add_node(info)
+
+    def add_node(self, info: NodeInfo) -> None:
+        name = info.name
+        if info.has_hard_taints:
+            self.hard_tainted.add(name)
+        if info.has_prefer_taints:
+            self.soft_tainted.add(name)
+        if info.unschedulable:
+            self.cordoned.add(name)
+        self.image_nodes.update(info.images.keys())
+        self.note_pods(info)
+
+    def remove_node(self, info: NodeInfo) -> None:
+        name = info.name
+        self.hard_tainted.discard(name)
+        self.soft_tainted.discard(name)
+        self.cordoned.discard(name)
+        self.image_nodes.subtract(info.images.keys())
+        self.image_nodes += Counter()  # drop names no node holds any more
+        self.affinity.pop(name, None)
+
+    def note_pods(self, info: NodeInfo) -> None:
+        """Re-read whether ``info`` hosts pods with affinity."""
+        if info.affinity_pods:
+            self.affinity[info.name] = info
+        else:
+            self.affinity.pop(info.name, None)
+
+    def copy(self) -> ClusterIndex:
+        other = ClusterIndex()
+        other.hard_tainted = set(self.hard_tainted)
+        other.soft_tainted = set(self.soft_tainted)
+        other.cordoned = set(self.cordoned)
+        other.image_nodes = Counter(self.image_nodes)
+        other.affinity = dict(self.affinity)
+        return other
+
+
+class Snapshot:
+    """The nodes a scheduling cycle sees, in a stable order, plus the cluster-wide facts
+    plugins use to skip work (:class:`ClusterIndex`)."""
+
+    def __init__(self, node_infos: list[NodeInfo], index: ClusterIndex | None = None) -> None:
         self.nodes = node_infos
         self._by_name = {ni.name: ni for ni in node_infos}
+        self.index = index if index is not None else ClusterIndex(node_infos)
 
     def get(self, name: str) -> NodeInfo | None:
         return self._by_name.get(name)
@@ -165,13 +268,40 @@ class Snapshot:
 
     def with_node(self, replacement: NodeInfo) -> Snapshot:
         """The same snapshot with one node replaced (for preemption dry runs)."""
-        return Snapshot([replacement if ni.name == replacement.name else ni for ni in self.nodes])
+        old = self._by_name.get(replacement.name)
+        nodes = list(self.nodes)
+        index = self.index.copy()
+        if old is not None:
+            nodes[nodes.index(old)] = replacement
+            index.remove_node(old)
+        index.add_node(replacement)
+        return Snapshot(nodes, index)
+
+    # -- cluster-wide facts (O(1)) --------------------------------------------------------
+    @property
+    def any_hard_taints(self) -> bool:
+        return bool(self.index.hard_tainted)
+
+    @property
+    def any_prefer_taints(self) -> bool:
+        return bool(self.index.soft_tainted)
+
+    @property
+    def any_unschedulable(self) -> bool:
+        return bool(self.index.cordoned)
+
+    @property
+    def any_images(self) -> bool:
+        return bool(self.index.image_nodes)
+
+    def image_spread(self, image: str) -> float:
+        """The share of nodes holding ``image``."""
+        return self.index.image_nodes.get(image, 0) / len(self.nodes) if self.nodes else 0.0
 
     def pods_with_affinity(self) -> Iterator[tuple[NodeInfo, dict[str, Any]]]:
-        for ni in self.nodes:
-            if ni.affinity_pods:
-                for pod in ni.affinity_pods.values():
-                    yield ni, pod
+        for ni in list(self.index.affinity.values()):
+            for pod in ni.affinity_pods.values():
+                yield ni, pod
 
     def pods_with_required_anti_affinity(self) -> Iterator[tuple[NodeInfo, dict[str, Any]]]:
         for ni, pod in self.pods_with_affinity():
@@ -193,6 +323,8 @@ class Cache:
         self._nodes: dict[str, NodeInfo] = {}
         self._order: list[NodeInfo] = []
         self._pods: dict[str, _PodState] = {}
+        self._index = ClusterIndex()
+        self._snapshot: Snapshot | None = None  # None: the node set changed since the last one
 
     # nodes -------------------------------------------------------------------------------
     def add_node(self, node: dict[str, Any]) -> None:
@@ -201,9 +333,13 @@ class Cache:
         if info is None:
             info = self._nodes[name] = NodeInfo(name=name)
         was_listed = info.has_node
+        if was_listed:
+            self._index.remove_node(info)
         info.set_node(node)
+        self._index.add_node(info)
         if not was_listed:
             self._order.append(info)
+            self._snapshot = None
 
     update_node = add_node
 
@@ -213,6 +349,8 @@ class Cache:
             return
         if info.has_node:
             self._order.remove(info)
+            self._index.remove_node(info)
+            self._snapshot = None
         info.clear_node()
         if not info.pods:
             del self._nodes[name]
@@ -233,7 +371,12 @@ class Cache:
             if state is not None and state.node_name == node_name:
                 self._remove_from_node(key, node_name)
             return
-        self._node_for(node_name).add_pod(pod)
+        info = self._node_for(node_name)
+        if state is not None and state.node_name == node_name:
+            info.replace_pod(pod)
+        else:
+            info.add_pod(pod)
+        self._note_pods(info)
         self._pods[key] = _PodState(node_name, assumed=False)
 
     def update_pod(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
@@ -251,7 +394,9 @@ class Cache:
         if key in self._pods:
             raise ValueError(f"pod {key} is already in the cache")
         assumed = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}}
-        self._node_for(node_name).add_pod(assumed)
+        info = self._node_for(node_name)
+        info.add_pod(assumed)
+        self._note_pods(info)
         self._pods[key] = _PodState(node_name, assumed=True)
         return assumed
 
@@ -276,7 +421,10 @@ class Cache:
 
     # views -------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        return Snapshot(list(self._order))
+        """The current view (see the module contract); O(1) unless the node set changed."""
+        if self._snapshot is None:
+            self._snapshot = Snapshot(list(self._order), self._index)
+        return self._snapshot
 
     @property
     def node_count(self) -> int:
@@ -292,10 +440,21 @@ class Cache:
             info = self._nodes[name] = NodeInfo(name=name)
         return info
 
+    def _note_pods(self, info: NodeInfo) -> None:
+        if info.has_node:
+            self._index.note_pods(info)
+
     def _remove_from_node(self, key: str, node_name: str) -> None:
         info = self._nodes.get(node_name)
         if info is None:
             return
         info.remove_pod(key)
+        self._note_pods(info)
         if not info.has_node and not info.pods:
             del self._nodes[node_name]
+
+
+def _requests_spec(pod: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The parts of a pod that decide its requests."""
+    spec = pod.get("spec") or {}
+    return (spec.get("containers"), spec.get("initContainers"), spec.get("overhead"))

@@ -18,6 +18,13 @@ Contracts:
   strings; UNSCHEDULABLE_AND_UNRESOLVABLE means preemption on that node cannot help.
 * ``pre_filter``/``pre_score`` may return :data:`SKIP`: the plugin's filter/score is then not
   run for this pod (how plugins cost nothing for pods that do not use their feature).
+* Filters that succeed return the :data:`OK` singleton; a ``Status`` that already names its
+  plugin is passed through as is (plugins keep their rejections as constants).
+* A plugin may override :meth:`FilterPlugin.filter_nodes` / :meth:`ScorePlugin.score_nodes` to
+  judge a list of nodes in one call; it must return what ``filter``/``score`` returns for each.
+  Filtering runs a chunk of nodes through one plugin after the other, then cuts the result
+  where the sampling limit was reached: the same nodes are evaluated, and found feasible, as
+  when each node went through every filter in turn.
 * Scores are integers in ``[0, MAX_NODE_SCORE]`` after normalisation; the node total is the
   weighted sum; ties between the best nodes are broken at random.
 * :meth:`FitError.message` is worded exactly like kube-scheduler's FailedScheduling message.
@@ -28,7 +35,7 @@ from __future__ import annotations
 import enum
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -78,6 +85,8 @@ class Status:
         return ", ".join(self.reasons)
 
     def with_plugin(self, plugin: str) -> Status:
+        if self.plugin == plugin:
+            return self
         return Status(self.code, self.reasons, plugin)
 
 
@@ -124,6 +133,11 @@ class FilterPlugin(Plugin):
     def filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
         raise NotImplementedError
 
+    def filter_nodes(self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo]) -> list[Status]:
+        """:meth:`filter` of each node, in order (override to do it in one tight loop)."""
+        f = self.filter
+        return [f(state, pod, n) for n in nodes]
+
 
 @dataclass
 class PostFilterResult:
@@ -153,6 +167,11 @@ class PreScorePlugin(Plugin):
 class ScorePlugin(Plugin):
     def score(self, state: CycleState, pod: dict, node: NodeInfo) -> int:
         raise NotImplementedError
+
+    def score_nodes(self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo]) -> list[int]:
+        """Raw scores of ``nodes``, in order (default: :meth:`score` for each)."""
+        score = self.score
+        return [score(state, pod, n) for n in nodes]
 
     def normalize_score(self, state: CycleState, pod: dict, scores: dict[str, int]) -> None:
         """Bring raw scores into ``[0, MAX_NODE_SCORE]`` in place (default: already are)."""
@@ -241,9 +260,18 @@ class ScheduleResult:
 # ---- the framework -------------------------------------------------------------------------
 
 NominatedPods = Callable[[str], Iterable[dict]]
+#: Which nodes have nominated pods now (a live container is fine); lets a cycle skip the
+#: per-node lookup when there are none.
+NominatedNodes = Callable[[], Container[str]]
+FILTERS = "__filters"  # CycleState key: the filter plugins PreFilter did not skip
+MIN_FILTER_CHUNK = 32
 
 
 def no_nominated(_: str) -> Iterable[dict]:
+    return ()
+
+
+def _no_nominated_nodes() -> Container[str]:
     return ()
 
 
@@ -258,12 +286,16 @@ class Framework:
         percentage_of_nodes_to_score: int = 0,
         rng: random.Random | None = None,
         nominated_pods: NominatedPods = no_nominated,
+        nominated_nodes: NominatedNodes | None = None,
     ) -> None:
         self.plugins = list(plugins)
         self.weights = {p.name: (weights or {}).get(p.name, 1) for p in plugins}
         self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
         self.rng = rng or random.Random()
         self.nominated_pods = nominated_pods
+        if nominated_nodes is None and nominated_pods is no_nominated:
+            nominated_nodes = _no_nominated_nodes
+        self.nominated_nodes = nominated_nodes
         self._next_start = 0
 
         def of(kind: type) -> list[Any]:
@@ -275,6 +307,11 @@ class Framework:
         self.pre_score_plugins: list[PreScorePlugin] = of(PreScorePlugin)
         self.score_plugins: list[ScorePlugin] = of(ScorePlugin)
         self.reserve_plugins: list[ReservePlugin] = of(ReservePlugin)
+        self._all_filters: list[FilterPlugin] = list(self.filter_plugins)
+        self._normalizes = {
+            p.name: type(p).normalize_score is not ScorePlugin.normalize_score
+            for p in self.score_plugins
+        }
 
     def events_for(self, plugin_names: Iterable[str]) -> set[str]:
         """The cluster events any of ``plugin_names`` says may unblock a pod it rejected."""
@@ -290,14 +327,11 @@ class Framework:
                 skipped.add(p.name)
             elif not st.ok:
                 return st.with_plugin(p.name)
-        state["__skip_filter"] = skipped
+        state[FILTERS] = [p for p in self._all_filters if p.name not in skipped]
         return OK
 
     def run_filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
-        skipped = state.get("__skip_filter", ())
-        for p in self.filter_plugins:
-            if p.name in skipped:
-                continue
+        for p in state.get(FILTERS, self._all_filters):
             st = p.filter(state, pod, node)
             if st is not OK and st.code != Code.SUCCESS:
                 return st.with_plugin(p.name)
@@ -333,20 +367,26 @@ class Framework:
     ) -> dict[str, int]:
         """Weighted, normalised totals per node name."""
         skipped = set()
-        for p in self.pre_score_plugins:
-            st = p.pre_score(state, pod, nodes, snapshot)
+        for pre in self.pre_score_plugins:
+            st = pre.pre_score(state, pod, nodes, snapshot)
             if st.code == Code.SKIP:
-                skipped.add(p.name)
-        totals = dict.fromkeys((n.name for n in nodes), 0)
-        for p in self.score_plugins:
-            if p.name in skipped:
+                skipped.add(pre.name)
+        names = [n.name for n in nodes]
+        totals = [0] * len(nodes)
+        for sp in self.score_plugins:
+            if sp.name in skipped:
                 continue
-            scores = {n.name: p.score(state, pod, n) for n in nodes}
-            p.normalize_score(state, pod, scores)
-            weight = self.weights[p.name]
-            for name, s in scores.items():
-                totals[name] += weight * s
-        return totals
+            raw = sp.score_nodes(state, pod, nodes)
+            if self._normalizes[sp.name]:
+                scores = dict(zip(names, raw, strict=True))
+                sp.normalize_score(state, pod, scores)
+                raw = list(scores.values())
+            weight = self.weights[sp.name]
+            if weight == 1:
+                totals = [t + s for t, s in zip(totals, raw, strict=True)]
+            else:
+                totals = [t + weight * s for t, s in zip(totals, raw, strict=True)]
+        return dict(zip(names, totals, strict=True))
 
     def run_reserve(self, state: CycleState, pod: dict, node_name: str) -> Status:
         for i, p in enumerate(self.reserve_plugins):
@@ -374,15 +414,84 @@ class Framework:
     def find_feasible(
         self, state: CycleState, pod: dict, snapshot: Snapshot, diagnosis: Diagnosis
     ) -> tuple[list[NodeInfo], int]:
-        """Feasible nodes (at most the sampling limit) and how many nodes were evaluated."""
+        """Feasible nodes (at most the sampling limit) and how many nodes were evaluated,
+        walking the nodes round-robin from where the previous cycle stopped."""
         nodes = snapshot.nodes
         n = len(nodes)
+        if not n:
+            return [], 0
         want = self.num_feasible_nodes_to_find(n)
+        start = self._next_start % n
+        order = nodes[start:] + nodes[:start]
+        nominated = self.nominated_nodes() if self.nominated_nodes is not None else None
+        if nominated is None or nominated:
+            feasible, evaluated = self._find_feasible_one_by_one(state, pod, order, want, diagnosis)
+        else:
+            feasible, evaluated = self._find_feasible_in_chunks(state, pod, order, want, diagnosis)
+        self._next_start = (start + evaluated) % n
+        return feasible, evaluated
+
+    def _find_feasible_in_chunks(
+        self,
+        state: CycleState,
+        pod: dict,
+        order: list[NodeInfo],
+        want: int,
+        diagnosis: Diagnosis,
+    ) -> tuple[list[NodeInfo], int]:
+        filters = state.get(FILTERS, self._all_filters)
         feasible: list[NodeInfo] = []
-        start = self._next_start % n if n else 0
+        pos, n = 0, len(order)
+        while pos < n:
+            need = want - len(feasible)
+            chunk = order[pos : pos + max(need, MIN_FILTER_CHUNK)]
+            rejected: dict[str, Status] = {}
+            survivors = chunk
+            for p in filters:
+                if not survivors:
+                    break
+                statuses = p.filter_nodes(state, pod, survivors)
+                kept = []
+                for node, st in zip(survivors, statuses, strict=True):
+                    if st is OK or not st.code:
+                        kept.append(node)
+                    else:
+                        rejected[node.name] = st.with_plugin(p.name)
+                survivors = kept
+            if len(survivors) >= need:
+                # Stop where a one-by-one walk would have: at the need-th feasible node.
+                last = chunk.index(survivors[need - 1])
+                for node in chunk[last + 1 :]:
+                    rejected.pop(node.name, None)
+                feasible.extend(survivors[:need])
+                pos += last + 1
+                self._note_rejected(diagnosis, rejected)
+                return feasible, pos
+            feasible.extend(survivors)
+            pos += len(chunk)
+            self._note_rejected(diagnosis, rejected)
+        return feasible, pos
+
+    @staticmethod
+    def _note_rejected(diagnosis: Diagnosis, rejected: dict[str, Status]) -> None:
+        if rejected:
+            diagnosis.node_statuses.update(rejected)
+            diagnosis.unschedulable_plugins.update(
+                st.plugin for st in rejected.values() if st.plugin
+            )
+
+    def _find_feasible_one_by_one(
+        self,
+        state: CycleState,
+        pod: dict,
+        order: list[NodeInfo],
+        want: int,
+        diagnosis: Diagnosis,
+    ) -> tuple[list[NodeInfo], int]:
+        """The walk when nominated pods may change what a node offers."""
+        feasible: list[NodeInfo] = []
         evaluated = 0
-        for i in range(n):
-            node = nodes[(start + i) % n]
+        for node in order:
             evaluated += 1
             st = self.run_filter_with_nominated(state, pod, node)
             if st.ok:
@@ -393,8 +502,6 @@ class Framework:
                 diagnosis.node_statuses[node.name] = st
                 if st.plugin:
                     diagnosis.unschedulable_plugins.add(st.plugin)
-        if n:
-            self._next_start = (start + evaluated) % n
         return feasible, evaluated
 
     def schedule_pod(self, pod: dict, snapshot: Snapshot) -> ScheduleResult:
@@ -414,8 +521,8 @@ class Framework:
             raise FitError(pod, len(snapshot), diagnosis, state)
         nominated = ((pod.get("status") or {}).get("nominatedNodeName")) or ""
         if nominated:
-            ni = snapshot.get(nominated)
-            if ni is not None and self.run_filter_with_nominated(state, pod, ni).ok:
+            target = snapshot.get(nominated)
+            if target is not None and self.run_filter_with_nominated(state, pod, target).ok:
                 return ScheduleResult(nominated, 1, 1, state)
         feasible, evaluated = self.find_feasible(state, pod, snapshot, diagnosis)
         if not feasible:
@@ -427,12 +534,8 @@ class Framework:
 
     def select_host(self, totals: Mapping[str, int]) -> str:
         """The best-scoring node; equal best scores are chosen between uniformly."""
-        best_name, best, ties = "", None, 0
-        for name, score in totals.items():
-            if best is None or score > best:
-                best_name, best, ties = name, score, 1
-            elif score == best:
-                ties += 1
-                if self.rng.randrange(ties) == 0:
-                    best_name = name
-        return best_name
+        if not totals:
+            return ""
+        best = max(totals.values())
+        tied = [name for name, score in totals.items() if score == best]
+        return tied[0] if len(tied) == 1 else self.rng.choice(tied)

@@ -35,6 +35,12 @@ class SchedulerMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.binding_duration = Histogram(
+            "scheduler_binding_duration_seconds",
+            "Latency of the pods/binding POST (the API server's side of a placement).",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+            registry=self.registry,
+        )
         self.pending = Gauge(
             "scheduler_pending_pods",
             "Pending pods by queue (active, backoff, unschedulable, gated).",
@@ -55,8 +61,12 @@ class SchedulerMetrics:
     def watch_queue(self, sizes: Callable[[], dict[str, int]]) -> None:
         """Report queue sizes at scrape time."""
         for name in ("active", "backoff", "unschedulable", "gated"):
-            self.pending.labels(queue=name).set_function(lambda n=name: sizes()[n])
+            self.pending.labels(queue=name).set_function(_size_of(sizes, name))
 
     def observe(self, result: str, seconds: float, profile: str = "default-scheduler") -> None:
         self.attempts.labels(result=result, profile=profile).inc()
         self.attempt_duration.labels(result=result, profile=profile).observe(seconds)
+
+
+def _size_of(sizes: Callable[[], dict[str, int]], name: str) -> Callable[[], float]:
+    return lambda: sizes()[name]

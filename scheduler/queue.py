@@ -28,7 +28,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -275,6 +275,10 @@ class SchedulingQueue:
 
     def nominated_pods_for_node(self, node_name: str) -> list[dict[str, Any]]:
         return list(self._nominated.get(node_name, {}).values())
+
+    def nominated_nodes(self) -> Container[str]:
+        """The nodes that have nominated pods now (a live view: do not keep it)."""
+        return self._nominated.keys()
 
     def _update_nominated(self, pod: dict[str, Any]) -> None:
         key = pod_key(pod)

@@ -6,8 +6,10 @@ Guarantees:
   ``default-scheduler``) and not being deleted are scheduled.
 * A scheduling cycle (:meth:`Scheduler.schedule_one`) is synchronous: it reads the cache, picks
   a node, *assumes* the pod there and returns; the ``pods/binding`` POST runs as its own task,
-  so the next pod is placed without waiting for the round trip. A failed bind forgets the
-  assumption, frees the room for others, and retries the pod after backoff.
+  so the next pod is placed without waiting for the round trip. At most ``max_binds_in_flight``
+  binding POSTs are on the wire at once (over the one client's connection pool); the others
+  wait their turn in decision order. A failed bind forgets the assumption, frees the room for
+  others, and retries the pod after backoff.
 * A pod that fits nowhere gets a ``FailedScheduling`` Warning Event and a ``PodScheduled=False``
   condition (reason ``Unschedulable``) carrying the kube-scheduler-style summary, and waits in
   the queue for a cluster event that could help. A successful bind gets a ``Scheduled`` Event;
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 PODS = lookup("pods")
 NODES = lookup("nodes")
 PRIORITY_CLASSES = lookup("priorityclasses")
+MAX_BINDS_IN_FLIGHT = 8
 
 
 class Scheduler:
@@ -81,6 +84,7 @@ class Scheduler:
         recorder: EventRecorder | None = None,
         metrics: m.SchedulerMetrics | None = None,
         percentage_of_nodes_to_score: int = 0,
+        max_binds_in_flight: int = MAX_BINDS_IN_FLIGHT,
     ) -> None:
         self.client = client
         self.name = name
@@ -89,12 +93,14 @@ class Scheduler:
         self.framework = framework or build_framework(
             percentage_of_nodes_to_score=percentage_of_nodes_to_score,
             nominated_pods=self.queue.nominated_pods_for_node,
+            nominated_nodes=self.queue.nominated_nodes,
         )
         self.recorder = recorder or EventRecorder(client, name)
         self.metrics = metrics or m.SchedulerMetrics()
         self.metrics.watch_queue(self.queue.sizes)
         self._priority_classes: Informer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._bind_slots = asyncio.Semaphore(max_binds_in_flight)
         self.scheduled = 0
 
     # ---- wiring --------------------------------------------------------------------------
@@ -257,9 +263,12 @@ class Scheduler:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         try:
-            await self.client.create(
-                PODS, binding, namespace_of(pod), subresource="binding", name=meta.get("name")
-            )
+            async with self._bind_slots:
+                started = time.perf_counter()
+                await self.client.create(
+                    PODS, binding, namespace_of(pod), subresource="binding", name=meta.get("name")
+                )
+                self.metrics.binding_duration.observe(time.perf_counter() - started)
         except errors.NotFound:
             self.cache.forget_pod(key)  # the pod is gone; nothing to retry
             self.framework.run_unreserve(state, assumed, node)
@@ -287,7 +296,7 @@ class Scheduler:
 
     async def _record_failure(self, pod: dict[str, Any], reason: str, message: str) -> None:
         self.recorder.event(pod, "Warning", "FailedScheduling", message)
-        current = next(
+        current: dict[str, Any] = next(
             (
                 c
                 for c in (pod.get("status") or {}).get("conditions") or ()

@@ -171,6 +171,13 @@ def plan(
                     env,
                 )
             )  # fmt: skip
+        # one service proxy and one DNS server per machine: all node bridges share its netns
+        chains = "".join(c for c in bridge_prefix.upper() if c.isalnum())[:9] or "TUG"
+        bridges = [arg for n in node_plans for arg in ("--localnet-interface", n.bridge)]
+        proxy = [python, "-m", "kubelet.proxy", "--server", server, "--chain-prefix", chains]
+        components.append(ComponentSpec("proxy", proxy + bridges, env))
+        dns = [python, "-m", "kubelet.dns", "--server", server]
+        components.append(ComponentSpec("dns", dns, env))
     return ClusterPlan(data_dir, server, runtime, names, node_plans, components)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 
-from scheduler.framework import Framework, NominatedPods, Plugin, no_nominated
+from scheduler.framework import Framework, NominatedNodes, NominatedPods, Plugin, no_nominated
 from scheduler.plugins.balanced_allocation import BalancedAllocation
 from scheduler.plugins.default_preemption import DefaultPreemption
 from scheduler.plugins.image_locality import ImageLocality
@@ -52,6 +52,7 @@ def build_framework(
     percentage_of_nodes_to_score: int = 0,
     rng: random.Random | None = None,
     nominated_pods: NominatedPods = no_nominated,
+    nominated_nodes: NominatedNodes | None = None,
 ) -> Framework:
     """A framework with the named plugins (default: all of :data:`REGISTRY`)."""
     plugins = [REGISTRY[n]() for n in (names or REGISTRY)]
@@ -61,6 +62,7 @@ def build_framework(
         percentage_of_nodes_to_score=percentage_of_nodes_to_score,
         rng=rng,
         nominated_pods=nominated_pods,
+        nominated_nodes=nominated_nodes,
     )
 
 

@@ -3,10 +3,19 @@ proportions after placing the pod (score = (1 - standard deviation of the shares
 
 from __future__ import annotations
 
-from scheduler.cache import NodeInfo
-from scheduler.framework import MAX_NODE_SCORE, CycleState, ScorePlugin
-from scheduler.plugins.node_resources_fit import SCORED_RESOURCES, requested_with
-from scheduler.resources import pod_nonzero_requests
+from collections.abc import Sequence
+
+from scheduler.cache import NodeInfo, Snapshot
+from scheduler.framework import (
+    MAX_NODE_SCORE,
+    OK,
+    CycleState,
+    PreScorePlugin,
+    ScorePlugin,
+    Status,
+)
+from scheduler.memo import NodeMemo
+from scheduler.plugins.node_resources_fit import SCORED_RESOURCES, requests_of
 
 
 def balanced_score(requested: dict[str, int], allocatable: dict[str, int]) -> int:
@@ -22,9 +31,49 @@ def balanced_score(requested: dict[str, int], allocatable: dict[str, int]) -> in
     return int((1 - std) * MAX_NODE_SCORE)
 
 
-class BalancedAllocation(ScorePlugin):
+class BalancedAllocation(PreScorePlugin, ScorePlugin):
     name = "NodeResourcesBalancedAllocation"
 
+    def __init__(self) -> None:
+        self._memo = NodeMemo()
+
+    def pre_score(
+        self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo], snapshot: Snapshot
+    ) -> Status:
+        requests_of(state, pod)
+        return OK
+
     def score(self, state: CycleState, pod: dict, node: NodeInfo) -> int:
-        nonzero = state.get("NodeResourcesFit/nonzero") or pod_nonzero_requests(pod)
-        return balanced_score(requested_with(node, nonzero), node.allocatable)
+        return self.score_nodes(state, pod, (node,))[0]
+
+    def score_nodes(self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo]) -> list[int]:
+        """:func:`balanced_score` of each node with the pod's non-zero requests added
+        (remembered per node generation and request shape: see :mod:`scheduler.memo`)."""
+        scored = tuple((r, amount) for r, _, amount in requests_of(state, pod).scored)
+        return self._memo.results(scored, nodes, lambda some: _balanced(scored, some))
+
+
+def _balanced(scored: tuple[tuple[str, int], ...], nodes: Sequence[NodeInfo]) -> list[int]:
+    if len(scored) != 2:
+        return [
+            balanced_score(
+                {r: n.nonzero_requested.get(r, 0) + amount for r, amount in scored},
+                n.allocatable,
+            )
+            for n in nodes
+        ]
+    # The same arithmetic as balanced_score, unrolled for two resources.
+    (r1, a1), (r2, a2) = scored
+    out = []
+    for node in nodes:
+        alloc, used = node.allocatable, node.nonzero_requested
+        c1, c2 = alloc.get(r1, 0), alloc.get(r2, 0)
+        if c1 <= 0 or c2 <= 0:
+            out.append(balanced_score({r1: used.get(r1, 0) + a1, r2: used.get(r2, 0) + a2}, alloc))
+            continue
+        s1 = min((used.get(r1, 0) + a1) / c1, 1.0)
+        s2 = min((used.get(r2, 0) + a2) / c2, 1.0)
+        mean = (s1 + s2) / 2
+        std = (((s1 - mean) ** 2 + (s2 - mean) ** 2) / 2) ** 0.5
+        out.append(int((1 - std) * MAX_NODE_SCORE))
+    return out

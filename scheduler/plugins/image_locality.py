@@ -49,13 +49,12 @@ class ImageLocality(PreScorePlugin, ScorePlugin):
     def pre_score(
         self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo], snapshot: Snapshot
     ) -> Status:
-        images = images_of(pod)
-        if not images or not any(n.images for n in snapshot.nodes):
+        if not snapshot.any_images:
             return SKIP
-        total = len(snapshot)
-        spread = {
-            img: sum(1 for n in snapshot.nodes if img in n.images) / total for img in set(images)
-        }
+        images = images_of(pod)
+        if not images:
+            return SKIP
+        spread = {img: snapshot.image_spread(img) for img in set(images)}
         state[self.name] = (images, spread)
         return OK
 

@@ -36,7 +36,7 @@ from scheduler.framework import (
     unresolvable,
     unschedulable,
 )
-from scheduler.plugins.node_affinity import pod_matches_node
+from scheduler.plugins.node_affinity import RequiredNodeAffinity
 from scheduler.plugins.taint_toleration import first_untolerated, tolerations_of
 from scheduler.pods import is_terminating, labels_of, namespace_of
 
@@ -89,11 +89,16 @@ def constraints_of(pod: Mapping[str, Any], action: str) -> list[Constraint]:
     return out
 
 
-def _eligible(pod: dict, node: NodeInfo, constraints: Sequence[Constraint]) -> bool:
+def _eligible(
+    pod: dict,
+    node: NodeInfo,
+    constraints: Sequence[Constraint],
+    required: RequiredNodeAffinity,
+) -> bool:
     labels = node.labels
     if any(c.topology_key not in labels for c in constraints):
         return False
-    if any(c.honor_affinity for c in constraints) and not pod_matches_node(pod, labels, node.name):
+    if any(c.honor_affinity for c in constraints) and not required.matches(labels, node.name):
         return False
     return not (
         any(c.honor_taints for c in constraints)
@@ -113,8 +118,9 @@ def _count(pod: dict, snapshot: Snapshot, constraints: list[Constraint]) -> _Cou
     result = _Counts(constraints)
     ns = namespace_of(pod)
     result.counts = [{} for _ in constraints]
+    required = RequiredNodeAffinity.of(pod)
     for node in snapshot.nodes:
-        if not _eligible(pod, node, constraints):
+        if not _eligible(pod, node, constraints, required):
             continue
         for i, c in enumerate(constraints):
             value = node.labels[c.topology_key]

@@ -14,6 +14,7 @@ from scheduler.framework import (
     SKIP,
     CycleState,
     FilterPlugin,
+    PreFilterPlugin,
     PreScorePlugin,
     ScorePlugin,
     Status,
@@ -63,9 +64,13 @@ def tolerations_of(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list((pod.get("spec") or {}).get("tolerations") or ())
 
 
-class TaintToleration(FilterPlugin, PreScorePlugin, ScorePlugin):
+class TaintToleration(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugin):
     name = "TaintToleration"
     events = (NODE_ADD, NODE_UPDATE)
+
+    def pre_filter(self, state: CycleState, pod: dict, snapshot: Snapshot) -> Status:
+        """Skip when no node has a NoSchedule / NoExecute taint."""
+        return OK if snapshot.any_hard_taints else SKIP
 
     @staticmethod
     def fits(pod: dict, node: NodeInfo) -> Mapping[str, Any] | None:
@@ -81,7 +86,7 @@ class TaintToleration(FilterPlugin, PreScorePlugin, ScorePlugin):
     def pre_score(
         self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo], snapshot: Snapshot
     ) -> Status:
-        if not any(t.get("effect") == "PreferNoSchedule" for n in nodes for t in n.taints):
+        if not snapshot.any_prefer_taints or not any(n.has_prefer_taints for n in nodes):
             return SKIP
         state[self.name] = [
             t

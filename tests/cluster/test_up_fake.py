@@ -74,7 +74,8 @@ def test_plan_for_containerd_nodes(tmp_path: Path) -> None:
     p = up.plan(tmp_path, nodes=2, runtime="containerd", port=7000, bridge_prefix="tugx",
                 first_subnet=10, python="py")  # fmt: skip
     assert [c.name for c in p.components] == [
-        "apiserver", "controller-manager", "scheduler", "kubelet-node-0", "kubelet-node-1"
+        "apiserver", "controller-manager", "scheduler", "kubelet-node-0", "kubelet-node-1",
+        "proxy", "dns",
     ]  # fmt: skip
     assert p.components[0].ready_url == "http://127.0.0.1:7000/readyz"
     assert [(n.bridge, n.pod_cidr, n.kubelet_port) for n in p.nodes] == [

@@ -1,0 +1,1 @@
+"""The service proxy: Services + EndpointSlices → kernel NAT rules (see README.md)."""

@@ -1,0 +1,3 @@
+from kubelet.proxy.main import main
+
+raise SystemExit(main())
