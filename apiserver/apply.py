@@ -24,13 +24,16 @@ records who changed what on every other write (operation ``Update``).
 
 from __future__ import annotations
 
-import copy
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from machinery.errors import BadRequest, Conflict, Invalid
+from machinery.jsoncopy import json_copy
 from machinery.patch import STRATEGIES, FieldStrategy, strategy_for
 
 __all__ = [
@@ -57,7 +60,7 @@ _KINDS_OF_ELEMENT = ("f:", "k:", "v:", "i:")
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _normalise(element: str) -> str:
@@ -340,7 +343,7 @@ def _merge_map(
         elif isinstance(want, list) and isinstance(have, list):
             out[key] = _merge_list(have, want, schema, child)
         else:
-            out[key] = copy.deepcopy(want)
+            out[key] = json_copy(want)
     return out
 
 
@@ -350,7 +353,7 @@ def _merge_list(live: list[Any], config: list[Any], schema: _Schema, dotted: str
     mine = schema.elements(config, dotted, strict=True)
     theirs = schema.elements(live, dotted, strict=False)
     if mine is None or theirs is None:
-        return copy.deepcopy(config)
+        return json_copy(config)
     live_by = dict(zip(theirs, live, strict=True))
     wanted = set(mine)
     out: list[Any] = []
@@ -361,7 +364,7 @@ def _merge_list(live: list[Any], config: list[Any], schema: _Schema, dotted: str
         if isinstance(item, dict) and isinstance(have, dict):
             out.append(_merge_map(have, item, schema, dotted))
         else:
-            out.append(copy.deepcopy(item))
+            out.append(json_copy(item))
         done.add(mine[n])
 
     li = ri = 0
@@ -469,10 +472,21 @@ class _Entry:
         if self.time is not None:
             out["time"] = self.time
         out["fieldsType"] = "FieldsV1"
-        out["fieldsV1"] = self.fields.to_fields_v1()
+        out["fieldsV1"] = orjson.loads(_rendered(self.fields))
         if self.subresource:
             out["subresource"] = self.subresource
         return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed(fields_v1: bytes) -> FieldSet:
+    """FieldSet.from_fields_v1, remembered: the same sets come back on every write."""
+    return FieldSet.from_fields_v1(orjson.loads(fields_v1))
+
+
+@functools.lru_cache(maxsize=8192)
+def _rendered(fields: FieldSet) -> bytes:
+    return orjson.dumps(fields.to_fields_v1())
 
 
 def _parse_entries(raw: Any) -> list[_Entry]:
@@ -486,7 +500,7 @@ def _parse_entries(raw: Any) -> list[_Entry]:
         if not isinstance(manager, str) or operation not in ("Apply", "Update"):
             continue
         try:
-            fields = FieldSet.from_fields_v1(item.get("fieldsV1") or {})
+            fields = _parsed(orjson.dumps(item.get("fieldsV1") or {}))
         except (ValueError, TypeError):
             continue
         time = item.get("time")
@@ -604,7 +618,7 @@ def apply(
     others = [replace(o, fields=o.fields - changed - removed) for o in others]
     if previous is not None and not changed and not removed and previous.fields == config_set:
         me = replace(me, time=previous.time)
-    merged = copy.deepcopy(merged)
+    merged = json_copy(merged)
     return _with_entries(merged, [*others, me])
 
 
@@ -684,4 +698,4 @@ def record_update(
     others = [replace(e, fields=e.fields - changed - removed) for e in entries if e.key != me.key]
     mine = (previous.fields if previous else FieldSet()) - removed | changed
     me = replace(me, fields=mine, time=now if changed or previous is None else previous.time)
-    return _with_entries(copy.deepcopy(new), [*others, me])
+    return _with_entries(json_copy(new), [*others, me])

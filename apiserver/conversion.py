@@ -14,11 +14,11 @@ current-metrics}`` so a v1 read-modify-write keeps it. Functions never mutate th
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
 
+from machinery.jsoncopy import json_copy
 from machinery.kinds import ResourceType
 
 Obj = dict[str, Any]
@@ -112,7 +112,7 @@ def _load(annotations: dict[str, str], key: str) -> Any:
 
 def hpa_v1_to_v2(obj: Obj) -> Obj:
     """An autoscaling/v1 HorizontalPodAutoscaler as autoscaling/v2."""
-    out = copy.deepcopy(obj)
+    out = json_copy(obj)
     out["apiVersion"] = "autoscaling/v2"
     meta = out.setdefault("metadata", {})
     annotations = dict(meta.get("annotations") or {})
@@ -164,7 +164,7 @@ def _is_cpu_current(metric: Obj) -> bool:
 
 def hpa_v2_to_v1(obj: Obj) -> Obj:
     """An autoscaling/v2 HorizontalPodAutoscaler as autoscaling/v1."""
-    out = copy.deepcopy(obj)
+    out = json_copy(obj)
     out["apiVersion"] = "autoscaling/v1"
     meta = out.setdefault("metadata", {})
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in _ALPHA}

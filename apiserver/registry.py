@@ -9,7 +9,6 @@ namespace lifecycle, and the status and scale subresources.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from apiserver.meta import meta, now_rfc3339, random_suffix, spec_of
 from apiserver.storage import Key, Write
 from apiserver.store import Store
 from machinery import errors
+from machinery.jsoncopy import json_copy
 from machinery.kinds import ResourceType
 
 NS_RESOURCE = "/namespaces"
@@ -101,7 +101,7 @@ class Registry:
     async def create(
         self, rt: ResourceType, namespace: str | None, body: dict[str, Any], opts: WriteOptions
     ) -> Result:
-        obj = copy.deepcopy(body)
+        obj = json_copy(body)
         self._check_type(rt, obj)
         m = meta(obj)
         if rt.namespaced:
@@ -182,7 +182,7 @@ class Registry:
             rt,
             namespace,
             name,
-            lambda _cur: copy.deepcopy(body),
+            lambda _cur: json_copy(body),
             opts,
             subresource,
             expected=int(wanted) if wanted else None,
@@ -208,7 +208,7 @@ class Registry:
             cur = self.get(rt, namespace, name)
             if expected is not None and expected != cur.rev:
                 raise conflict(rt, name)
-            new = change(copy.deepcopy(cur.obj))
+            new = change(json_copy(cur.obj))
             if not isinstance(new, dict):
                 raise errors.BadRequest("the patched object is not a JSON object")
             new, warnings = self._prepare_update(rt, cur.obj, new, opts, subresource)
@@ -248,7 +248,7 @@ class Registry:
         om, nm = old["metadata"], meta(new)
         if subresource == "status":
             status = new.get("status")
-            new = copy.deepcopy(old)
+            new = json_copy(old)
             if status is None:
                 new.pop("status", None)
             else:
@@ -256,7 +256,7 @@ class Registry:
             nm = new["metadata"]
         elif "status" in rt.subresources and subresource is None:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = json_copy(old["status"])
             else:
                 new.pop("status", None)
         for keep in (
@@ -309,7 +309,7 @@ class Registry:
                 )
             if pre.get("resourceVersion") and int(pre["resourceVersion"]) != cur.rev:
                 raise conflict(rt, name)
-            new = copy.deepcopy(cur.obj)
+            new = json_copy(cur.obj)
             nm = new["metadata"]
             finalizers = list(nm.get("finalizers") or [])
             if policy == "Foreground" and "foregroundDeletion" not in finalizers:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from apiserver import apply, codec, conversion, proxy, scale
 from apiserver.meta import now_rfc3339
 from apiserver.registry import Registry, WriteOptions, key_for, not_found
 from machinery import errors, patch, printers
+from machinery.jsoncopy import json_copy
 from machinery.kinds import Registry as Kinds
 from machinery.kinds import ResourceType
 from machinery.selectors import parse_field_selector, parse_label_selector
@@ -364,7 +364,7 @@ class ResourceHandler:
         assert t.name is not None
         force = request.query_params.get("force") in ("true", "1")
         custom = self.registry.strategies.for_(t.srt).custom
-        body = copy.deepcopy(body)
+        body = json_copy(body)
         body.setdefault("metadata", {}).setdefault("name", t.name)
         rv = body["metadata"].pop("resourceVersion", None)
         opts.field_manager, opts.applied = manager, True

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -62,6 +63,7 @@ class Store:
         loop = asyncio.get_running_loop()
         snap = await loop.run_in_executor(self._pool, self.backend.load, self.history)
         self.cache.load(snap.rev, snap.compacted, snap.objects, snap.history)
+        gc.freeze()  # what the cache loaded lives as long as the server: keep it out of GC scans
         self._queue = asyncio.Queue()
         self._tasks = [
             asyncio.create_task(self._writer(), name="store-writer"),
