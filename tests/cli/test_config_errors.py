@@ -148,4 +148,9 @@ def test_console_script_dispatches_components_and_verbs(api):
         "controller-manager": "controllers.manager",
         "scheduler": "scheduler.__main__",
         "kubelet": "kubelet.main",
+        "proxy": "kubelet.proxy.main",
+        "dns": "kubelet.dns",
+        "up": "cli.cluster.up",
+        "down": "cli.cluster.down",
+        "status": "cli.cluster.status",
     }
