@@ -61,6 +61,12 @@ def test_a_killed_child_is_restarted_and_logged(
 ) -> None:
     d, proc = supervised
     first = eventually("both children up", lambda: up_pids(d))
+
+    def starts_logged(n: int) -> str | None:
+        text = (d.logs / "one.log").read_text()
+        return text if text.splitlines().count("sleeping") == n else None  # child's own output
+
+    eventually("the first child's output", lambda: starts_logged(1))
     os.kill(first["one"], signal.SIGKILL)
 
     def restarted() -> dict[str, int] | None:
@@ -72,8 +78,7 @@ def test_a_killed_child_is_restarted_and_logged(
     assert state["components"]["one"]["restarts"] == 1
     assert state["components"]["one"]["lastExitCode"] == -signal.SIGKILL
     assert second["two"] == first["two"], "the other child must be left alone"
-    log = (d.logs / "one.log").read_text()
-    assert log.splitlines().count("sleeping") == 2  # the child's own output, once per start
+    log = eventually("the output of both starts in the log", lambda: starts_logged(2))
     assert "exited with code -9" in log
 
     refs = [ProcessRef.of(pid) for pid in second.values()]
