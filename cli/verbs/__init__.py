@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from cli.verbs import apply, create, delete, describe, get, info, modify, nodes, pods, rollout
 
-MODULES = [get, describe, apply, create, delete, modify, rollout, nodes, info, pods]
+MODULES = [get, describe, apply, create, delete, modify, rollout, nodes, info, pods, completion]
