@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
-from cli.verbs import apply, create, delete, describe, get, info, modify, nodes, pods, rollout
+from cli.verbs import (
+    apply,
+    completion,
+    create,
+    delete,
+    describe,
+    get,
+    info,
+    modify,
+    nodes,
+    pods,
+    rollout,
+)
 
 MODULES = [get, describe, apply, create, delete, modify, rollout, nodes, info, pods, completion]
