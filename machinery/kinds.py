@@ -7,6 +7,7 @@ The API server serves from it; clients build URLs from it. Custom resources (CRD
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 
@@ -211,6 +212,20 @@ BUILTIN: tuple[ResourceType, ...] = (
     ResourceType(
         "events.k8s.io", "v1", "Event", "events", "event", True, ("ev",), storage="/events"
     ),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        False,
+        ("pv",),
+        ("status",),
+    ),
+    ResourceType("", "v1", "LimitRange", "limitranges", "limitrange", True, ("limits",)),
+    ResourceType(
+        "storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", False, ("sc",)
+    ),
 )
 
 
@@ -267,8 +282,10 @@ def builtin(api_version: str, kind: str) -> ResourceType:
     return rt
 
 
+@functools.lru_cache(maxsize=256)
 def lookup(name: str) -> ResourceType:
-    """A built-in type by any of its names (see :meth:`Registry.resolve`)."""
+    """A built-in type by any of its names (see :meth:`Registry.resolve`); remembered, since
+    the built-in table never changes."""
     rt = _DEFAULT.resolve(name)
     if rt is None:
         raise KeyError(f"unknown resource type {name!r}")
