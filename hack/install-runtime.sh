@@ -3,7 +3,7 @@
 # Idempotent: runs `apt-get update` and `apt-get install` only when a package is missing.
 set -euo pipefail
 
-PACKAGES=(containerd runc containernetworking-plugins busybox-static gcc)
+PACKAGES=(containerd runc containernetworking-plugins busybox-static gcc docker-registry umoci skopeo)
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-runtime.sh: must run as root" >&2
@@ -30,5 +30,6 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The Debian package enables a system containerd; tugboat runs its own instances only.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
     systemctl disable --now containerd >/dev/null 2>&1 || true
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true  # tug registry up runs its own
 fi
 echo "install-runtime.sh: done"

@@ -5,15 +5,19 @@ from __future__ import annotations
 from cli.verbs import (
     apply,
     completion,
+    compose,
     create,
     delete,
     describe,
     get,
+    image,
     info,
     modify,
     nodes,
     pods,
+    registry,
     rollout,
 )
 
 MODULES = [get, describe, apply, create, delete, modify, rollout, nodes, info, pods, completion]
+MODULES += [image, registry, compose]
