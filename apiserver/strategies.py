@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from apiserver import admission
 from apiserver.tolerations import default_toleration_seconds
 from machinery import errors
 from machinery import types as api_types
@@ -116,6 +117,7 @@ class PodStrategy(Strategy):
             )
         else:
             spec.setdefault("priority", 0)
+        admission.admit_pod_in(self.registry, obj)
 
     def grace_period(self, rt, obj, requested):
         spec, status = obj.get("spec") or {}, obj.get("status") or {}

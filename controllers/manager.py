@@ -31,6 +31,7 @@ from controllers.deployment import DeploymentController
 from controllers.endpointslice import EndpointSliceController
 from controllers.garbagecollector import GarbageCollector
 from controllers.hpa import HorizontalPodAutoscalerController
+from controllers.localpath import LocalPathProvisioner
 from controllers.namespace import NamespaceController
 from controllers.nodelifecycle import NodeLifecycleController
 from controllers.replicaset import ReplicaSetController
@@ -59,6 +60,7 @@ CONTROLLERS: dict[str, tuple[Callable[..., Any], str]] = {
         HorizontalPodAutoscalerController.from_factory,
         "horizontal-pod-autoscaler",
     ),
+    "localpath": (LocalPathProvisioner.from_factory, "tugboat.io/local-path"),
 }
 
 

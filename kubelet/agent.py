@@ -24,7 +24,7 @@ from typing import Any
 from machinery.informer import Informer, Store
 from machinery.kinds import lookup
 
-from . import adopt, specs
+from . import adopt, logs, specs
 from . import labels as L
 from . import metrics as resource_metrics
 from .backoff import Backoff
@@ -48,6 +48,7 @@ class AgentConfig:
     pod_cidr: str | None = None
     log_root: str = "/var/log/tugboat/pods"
     cgroup_root: str = "/tugboat"
+    root_dir: str = "/var/lib/tugboat/kubelet"  # pod volumes: <root_dir>/pods/<uid>
     cluster_dns: tuple[str, ...] = ("10.96.0.10",)
     cluster_domain: str = "cluster.local"
     labels: dict[str, str] = field(default_factory=dict)
@@ -59,6 +60,9 @@ class AgentConfig:
     backoff_initial: float = 10.0
     backoff_max: float = 300.0
     metrics_period: float = resource_metrics.DEFAULT_PERIOD
+    container_log_max_size: int = logs.MAX_SIZE  # bytes; bigger logs are rotated
+    container_log_max_files: int = logs.MAX_FILES
+    log_rotate_period: float = 10.0
 
     def node_config(self) -> NodeConfig:
         return NodeConfig(
@@ -135,6 +139,8 @@ class NodeAgent:
             cluster_dns=tuple(c.cluster_dns),
             cluster_domain=c.cluster_domain,
             memory_capacity=self.status.machine.memory,
+            cpu_capacity_millis=self.status.machine.cpu * 1000,
+            root_dir=c.root_dir,
         )
         return WorkerContext(
             client=self.client,
@@ -172,6 +178,8 @@ class NodeAgent:
             host=None if self.runtime_name == "tugboat-fake" else resource_metrics.HostStats(),
         )
         self._spawn(self.sampler.run(), "resource metrics")
+        if self.runtime_name != "tugboat-fake":
+            self._spawn(self._rotate_logs(), "log rotation")
 
     async def run(self) -> None:
         await self.start()
@@ -301,6 +309,22 @@ class NodeAgent:
             elif self.synced.is_set() and uid and uid not in self.pods:
                 await self.cleanup_orphans()
         return changed
+
+    async def _rotate_logs(self) -> None:
+        c = self.config
+        while True:
+            try:
+                await logs.rotate_logs(
+                    self.runtime,
+                    {L.NODE: self.name},
+                    max_size=c.container_log_max_size,
+                    max_files=c.container_log_max_files,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("node %s: log rotation failed: %s", self.name, err)
+            await asyncio.sleep(c.log_rotate_period)
 
     async def _pleg(self) -> None:
         while True:

@@ -1,19 +1,35 @@
-"""Serving container logs the way ``GET pods/NAME/log`` defines them.
+"""Serving container logs the way ``GET pods/NAME/log`` defines them, and rotating them.
 
 :func:`select` applies ``sinceSeconds``/``sinceTime``, ``tailLines``, ``timestamps`` and
 ``limitBytes`` to a CRI log file's entries; :func:`follow` yields the formatted output and then,
 while the container runs, every new line as it is written (polling the file; it ends when the
-container has stopped and the file is drained, or after ``idle_check`` says so).
+container has stopped and the file is drained). A file rotated away while followed is drained,
+then the new file at the same path is followed.
+
+:func:`rotate_logs` is the node's log manager (Kubernetes' ``containerLogMaxSize`` /
+``containerLogMaxFiles``): a running container's log bigger than ``max_size`` is renamed to
+``<path>.<UTC timestamp>``, the runtime is asked to reopen it (CRI ``ReopenContainerLog``) and
+only the newest ``max_files - 1`` rotated files are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from .cri import api_pb2 as pb
+from .cri.errors import CriError
 from .cri.logs import LogEntry, format_timestamp, join_partials, parse_line
+
+log = logging.getLogger(__name__)
+MAX_SIZE = 10 * 1024 * 1024
+MAX_FILES = 5
 
 
 @dataclass(frozen=True)
@@ -95,8 +111,70 @@ async def follow(
                     if budget is not None and budget <= 0:
                         return
                 continue
+            if _rotated(path, f.fileno()):
+                f.close()
+                try:
+                    f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+                except FileNotFoundError:
+                    return
+                continue
             if not await running() and os.fstat(f.fileno()).st_size <= f.tell():
                 return
             await asyncio.sleep(poll)
     finally:
         f.close()
+
+
+def _rotated(path: str, fd: int) -> bool:
+    """Whether ``path`` now names another file than the open ``fd``."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev)
+
+
+def rotated_files(path: str) -> list[Path]:
+    """The rotated copies of ``path``, oldest first."""
+    p = Path(path)
+    return sorted(p.parent.glob(p.name + ".*"))
+
+
+async def rotate_logs(
+    runtime: Any,
+    labels: dict[str, str],
+    *,
+    max_size: int = MAX_SIZE,
+    max_files: int = MAX_FILES,
+    clock: Callable[[], float] = time.time,
+) -> list[str]:
+    """Rotate the logs of running containers matching ``labels``; returns the rotated paths."""
+    done = []
+    for c in await runtime.list_containers(labels=labels):
+        if c.state != pb.CONTAINER_RUNNING:
+            continue
+        try:
+            status = await runtime.container_status(c.id)
+        except CriError:
+            continue
+        path = status.log_path
+        try:
+            size = os.path.getsize(path) if path else 0
+        except OSError:
+            continue
+        if size > max_size:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock()))
+            target = f"{path}.{stamp}"
+            os.replace(path, target)
+            try:
+                await runtime.reopen_container_log(c.id)
+            except CriError as err:
+                os.replace(target, path)  # the runtime still writes the old file: undo
+                log.warning("could not reopen the log of %s: %s", c.id[:12], err)
+                continue
+            done.append(path)
+        if path:
+            for old in rotated_files(path)[: -max(1, max_files - 1)]:
+                old.unlink(missing_ok=True)
+    return done

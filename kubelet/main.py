@@ -45,6 +45,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--pod-cidr", help="this node's pod CIDR (as configured in the runtime's CNI)")
     p.add_argument("--log-root", default="/var/log/tugboat/pods")
     p.add_argument("--cgroup-root", default="/tugboat")
+    p.add_argument("--root-dir", default="/var/lib/tugboat/kubelet", help="pod volumes live here")
     p.add_argument("--cluster-dns", default="10.96.0.10", help="comma-separated; empty: host's")
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--node-labels", default="", help="k=v,k2=v2")
@@ -64,6 +65,7 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
         pod_cidr=args.pod_cidr,
         log_root=args.log_root,
         cgroup_root=args.cgroup_root,
+        root_dir=args.root_dir,
         cluster_dns=tuple(x for x in args.cluster_dns.split(",") if x),
         cluster_domain=args.cluster_domain,
         labels=labels,

@@ -161,7 +161,9 @@ def compute_plan(pod: Obj, rt: PodRuntime, backoff: Backoff) -> Plan:
         if latest.state != EXITED:
             will_run = True
             if latest.hash and latest.hash != container_hash(c):
-                plan.kill.append((latest, "Container spec changed"))
+                plan.kill.append(
+                    (latest, f"Container {c['name']} definition changed, will be restarted")
+                )
                 plan.start.append(Start(c, latest.restart_count + 1))
             continue
         if should_restart(policy, latest.exit_code):

@@ -9,9 +9,13 @@ of :meth:`PodWorker.sync` is level-triggered and idempotent:
 2. a pod being deleted (or gone) is torn down: preStop, SIGTERM, grace, SIGKILL, sandbox
    stop and removal, cgroup and log cleanup, then the deletion is finished with
    ``gracePeriodSeconds=0`` (uid precondition) — and the worker ends;
-3. otherwise :func:`kubelet.plan.compute_plan` decides and :meth:`PodWorker._execute` acts:
-   images (ImageStatus first, never a pull of a present image; pull failures back off as
-   ErrImagePull → ImagePullBackOff), sandbox, containers, with events;
+3. otherwise the due probes run (:class:`kubelet.probes.PodProbes`; a liveness/startup
+   failure adds a kill), :func:`kubelet.plan.compute_plan` decides, volumes and the
+   ConfigMaps/Secrets the pod uses are set up before anything starts (a FailedMount holds the
+   pod in ContainerCreating and is retried; later passes refresh their files), and
+   :meth:`PodWorker._execute` acts: images (ImageStatus first, never a pull of a present
+   image; pull failures back off as ErrImagePull → ImagePullBackOff), sandbox, containers,
+   with events;
 4. the status (:func:`kubelet.status.pod_status`) is written through ``pods/NAME/status`` as a
    merge patch of the changed top-level fields, only when it changed.
 
@@ -31,12 +35,15 @@ from machinery import errors
 from machinery.kinds import lookup
 
 from . import specs
+from . import volumes as vol
 from .backoff import Backoff
 from .cri.client import AsyncRuntimeClient
 from .cri.errors import CriError
 from .cri.names import normalize_image
+from .env import Sources, fetch_sources, references
 from .observe import EXITED, PodRuntime, observe
-from .plan import Plan, Start, backoff_key, compute_plan
+from .plan import Plan, Start, backoff_key, compute_plan, pod_ref
+from .probes import HandlerRunner, PodProbes, ProbeReport
 from .status import TERMINAL, pod_status
 from .termination import MIN_GRACE, kill_pod, remove_container, remove_pod, stop_container
 
@@ -46,6 +53,7 @@ PODS = lookup("pods")
 Obj = dict[str, Any]
 KEEP_DEAD = 2  # instances per container name kept (the newest two: status and --previous)
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
+MOUNT_RETRY_MAX = 30.0  # a failed volume set-up is retried at most this far apart
 
 
 class Recorder(Protocol):
@@ -71,6 +79,7 @@ class WorkerContext:
     start_backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], float] = time.time
     resync: float | None = 60.0  # a pass at least this often (None: only on events)
+    mounter: vol.Mounter = field(default_factory=vol.Mounter)
 
 
 def pull_policy(c: Obj) -> str:
@@ -79,6 +88,18 @@ def pull_policy(c: Obj) -> str:
         return str(policy)
     image = normalize_image(str(c.get("image") or "-"))
     return "Always" if image.endswith(":latest") else "IfNotPresent"
+
+
+def spec_volumes(pod: Obj) -> list[Obj]:
+    return list((pod.get("spec") or {}).get("volumes") or [])
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _probed(report: ProbeReport) -> dict[str, tuple[bool, bool]]:
+    return {name: (report.ready[name], report.started[name]) for name in report.ready}
 
 
 def _status_patch(old: Obj, new: Obj) -> Obj:
@@ -99,6 +120,11 @@ class PodWorker:
         self.errors: dict[str, tuple[str, str]] = {}  # container → waiting (reason, message)
         self.done = False
         self.syncs = 0
+        self.probes = PodProbes(HandlerRunner(ctx.runtime), ctx.clock)
+        self.volumes = vol.PodVolumes(ctx.node.root_dir, self.uid, ctx.mounter)
+        self.host_volumes: dict[str, vol.HostVolume] = {}
+        self.sources = Sources()
+        self.mount_failures = 0
         self._event = asyncio.Event()
         self._event.set()
 
@@ -154,8 +180,20 @@ class PodWorker:
             if rt.running() or any(s.ready for s in rt.sandboxes):
                 await kill_pod(ctx.runtime, rt)
             return None
+        ip = rt.sandbox.ip if rt.sandbox is not None and rt.sandbox.ready else ""
+        probes = await self.probes.sync(pod, rt, ip)
+        for type_, reason, message in probes.events:
+            self._event_for(pod, type_, reason, message)
         plan = compute_plan(pod, rt, ctx.backoff)
-        wake = plan.wake_after
+        self._backoff_events(pod, plan)
+        killing = {record.id for record, _ in plan.kill}
+        plan.kill += [(r, why) for r, why in probes.kill if r.id not in killing]
+        wake = _earliest(plan.wake_after, probes.wake_after)
+        if (plan.start or plan.create_sandbox) and not await self._prepare(pod, ip):
+            plan.start, plan.create_sandbox = [], False
+            wake = _earliest(wake, min(MOUNT_RETRY_MAX, 2.0**self.mount_failures))
+        elif spec_volumes(pod) and rt.sandbox is not None:
+            await self._prepare(pod, ip)  # keep configMap/secret/downward API files current
         changed = False
         if not plan.idle:
             changed, exec_wake = await self._execute(pod, plan, rt)
@@ -170,6 +208,7 @@ class PodWorker:
             host_ip=ctx.node.ip,
             now=ctx.clock(),
             runtime_name=ctx.runtime_name,
+            probed=_probed(probes),
         )
         await self._write_status(pod, status)
         await self._collect_garbage(rt)
@@ -199,9 +238,7 @@ class PodWorker:
             return changed, None
         ip = ""
         for record, why in plan.kill:
-            self._event_for(
-                pod, "Normal", "Killing", f"{why}: container {record.name} will be restarted"
-            )
+            self._event_for(pod, "Normal", "Killing", why)
             await stop_container(
                 ctx.runtime,
                 record.id,
@@ -254,7 +291,14 @@ class PodWorker:
             return False, ctx.start_backoff.remaining_since_update(key)
         try:
             config = specs.container_config(
-                pod, c, ctx.node, restart_count=step.restart_count, init=step.init, pod_ip=pod_ip
+                pod,
+                c,
+                ctx.node,
+                restart_count=step.restart_count,
+                init=step.init,
+                pod_ip=pod_ip,
+                sources=self.sources,
+                mounts=vol.container_mounts(c, self.host_volumes),
             )
         except ValueError as err:
             return self._failed(pod, key, name, "CreateContainerConfigError", str(err))
@@ -281,6 +325,39 @@ class PodWorker:
         self._event_for(pod, "Warning", "Failed", f"Error: {message}")
         self.ctx.start_backoff.next(key, self.ctx.clock())
         return False, self.ctx.start_backoff.remaining_since_update(key)
+
+    def _backoff_events(self, pod: Obj, plan: Plan) -> None:
+        for name, (reason, _) in plan.waiting.items():
+            if reason == "CrashLoopBackOff":
+                message = f"Back-off restarting failed container {name} in pod {pod_ref(pod)}"
+                self._event_for(pod, "Warning", "BackOff", message)
+
+    async def _prepare(self, pod: Obj, pod_ip: str) -> bool:
+        """Fetch the ConfigMaps/Secrets the pod uses and set up its volumes; False (with a
+        FailedMount event) when a volume cannot be set up yet."""
+        ctx = self.ctx
+        if references(pod):
+            self.sources = await fetch_sources(ctx.client, pod)
+        if not spec_volumes(pod):
+            return True
+        claims = await vol.fetch_claims(ctx.client, pod)
+        try:
+            self.host_volumes = await asyncio.to_thread(
+                self.volumes.setup,
+                pod,
+                self.sources,
+                claims,
+                pod_ip=pod_ip,
+                host_ip=ctx.node.ip,
+                cpu_millis=ctx.node.cpu_capacity_millis,
+                memory=ctx.node.memory_capacity,
+            )
+        except (vol.VolumeError, OSError) as err:
+            self.mount_failures += 1
+            self._event_for(pod, "Warning", "FailedMount", str(err))
+            return False
+        self.mount_failures = 0
+        return True
 
     async def _ensure_image(self, pod: Obj, c: Obj) -> float | None:
         """Make the image present per ``imagePullPolicy``; ``None`` when it is, else the
@@ -369,6 +446,7 @@ class PodWorker:
                 cgroup_parent=specs.cgroup_parent(ctx.node, self.uid),
                 log_dir=specs.log_directory(ctx.node, self.last_pod),
             )
+        await asyncio.to_thread(self.volumes.teardown)
         ctx.backoff.forget_prefix(f"{self.uid}/")
         ctx.image_backoff.forget_prefix(f"{self.uid}/")
         ctx.start_backoff.forget_prefix(f"{self.uid}/")

@@ -13,9 +13,9 @@ Contracts:
   from the QoS class, as the kubelet computes them.
 - Command/args pass through unchanged: the runtime applies Kubernetes' ENTRYPOINT/CMD rules
   (``command`` replaces the entrypoint and drops CMD; ``args`` alone replaces CMD).
-- Env: ``value`` and ``valueFrom.fieldRef`` (metadata.name/namespace/uid, spec.nodeName,
-  spec.serviceAccountName, status.podIP, status.hostIP), then ``$(VAR)`` expansion in env
-  values, command and args (``$$`` escapes), like Kubernetes.
+- Env: built by :func:`kubelet.env.environment` (values, downward API, ConfigMaps, Secrets,
+  ``envFrom``), then ``$(VAR)`` expansion of command and args (``$$`` escapes), like Kubernetes.
+- Mounts: the CRI ``Mount`` entries the caller resolved (:mod:`kubelet.volumes`).
 - Logs go to ``<log_root>/<namespace>_<name>_<uid>/<container>/<restartCount>.log``.
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +30,7 @@ from machinery.quantity import cpu_millis, to_bytes
 
 from . import labels as L
 from .cri import api_pb2 as pb
+from .env import EnvContext, Sources, environment, expand
 
 Obj = dict[str, Any]
 
@@ -66,6 +66,8 @@ class NodeContext:
     cluster_dns: tuple[str, ...] = ("10.96.0.10",)
     cluster_domain: str = "cluster.local"
     memory_capacity: int = 0  # bytes, for the Burstable OOM score
+    cpu_capacity_millis: int = 1000  # for resourceFieldRef of an unset cpu limit
+    root_dir: str = "/var/lib/tugboat/kubelet"  # pod volumes live under <root_dir>/pods/<uid>
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -308,60 +310,6 @@ def sandbox_config(pod: Obj, node: NodeContext, attempt: int = 0) -> pb.PodSandb
 # ---------------------------------------------------------------------------------------------
 # containers
 
-_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-
-
-def expand(text: str, env: dict[str, str]) -> str:
-    """Kubernetes ``$(VAR)`` expansion: known names are replaced, unknown ones kept, ``$$``
-    becomes ``$``."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name = m.group(1)
-        return env[name] if name in env else m.group(0)
-
-    return _VAR.sub(sub, text)
-
-
-def field_ref(pod: Obj, path: str, pod_ip: str, host_ip: str) -> str:
-    m, s = meta(pod), spec(pod)
-    simple = {
-        "metadata.name": m.get("name"),
-        "metadata.namespace": m.get("namespace"),
-        "metadata.uid": m.get("uid"),
-        "spec.nodeName": s.get("nodeName"),
-        "spec.serviceAccountName": s.get("serviceAccountName") or "default",
-        "status.podIP": pod_ip,
-        "status.podIPs": pod_ip,
-        "status.hostIP": host_ip,
-        "status.hostIPs": host_ip,
-    }
-    if path in simple:
-        return str(simple[path] or "")
-    found = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
-    if found:
-        return str((m.get(found.group(1)) or {}).get(found.group(2), ""))
-    raise ValueError(f"unsupported fieldRef {path!r}")
-
-
-def environment(pod: Obj, c: Obj, pod_ip: str, host_ip: str) -> dict[str, str]:
-    """The container's environment, in order, with ``$(VAR)`` expanded against earlier ones.
-
-    Raises ``ValueError`` for a source this agent cannot resolve (reported as
-    CreateContainerConfigError)."""
-    env: dict[str, str] = {}
-    for item in c.get("env") or []:
-        name = item["name"]
-        if item.get("valueFrom"):
-            source = item["valueFrom"]
-            if "fieldRef" in source:
-                env[name] = field_ref(pod, source["fieldRef"]["fieldPath"], pod_ip, host_ip)
-                continue
-            raise ValueError(f"env {name}: valueFrom {sorted(source)} is not supported yet")
-        env[name] = expand(str(item.get("value") or ""), env)
-    return env
-
 
 def container_config(
     pod: Obj,
@@ -371,10 +319,16 @@ def container_config(
     restart_count: int,
     init: bool = False,
     pod_ip: str = "",
+    sources: Sources | None = None,
+    mounts: list[pb.Mount] | None = None,
 ) -> pb.ContainerConfig:
-    """The CRI config for container ``c`` of ``pod``, attempt ``restart_count``."""
+    """The CRI config for container ``c`` of ``pod``, attempt ``restart_count``.
+
+    Raises :class:`~kubelet.env.ConfigError` (or ``ValueError``) when the environment cannot be
+    built."""
     m, s = meta(pod), spec(pod)
-    env = environment(pod, c, pod_ip, node.ip)
+    env_ctx = EnvContext(pod_ip, node.ip, node.cpu_capacity_millis, node.memory_capacity)
+    env, _ = environment(pod, c, sources, env_ctx)
     qos = qos_class(s)
     csc = c.get("securityContext") or {}
     psc = s.get("securityContext") or {}
@@ -417,6 +371,7 @@ def container_config(
         args=[expand(x, env) for x in c.get("args") or []],
         working_dir=str(c.get("workingDir") or ""),
         envs=[pb.KeyValue(key=k, value=v) for k, v in env.items()],
+        mounts=list(mounts or []),
         labels=labels,
         annotations=annotations,
         log_path=log_path(c["name"], restart_count),

@@ -51,8 +51,10 @@ def container_status(
     waiting: tuple[str, str] | None,
     default_waiting: str,
     runtime_name: str,
+    probed: tuple[bool, bool] | None = None,
 ) -> Obj:
-    """The ``containerStatuses`` entry for spec container ``c``."""
+    """The ``containerStatuses`` entry for spec container ``c``; ``probed`` is (ready,
+    started) from its probes when it runs (both true without probes)."""
     name = c["name"]
     latest, previous = rt.latest(name), rt.previous(name)
     status: Obj = {
@@ -83,8 +85,10 @@ def container_status(
         status["lastState"] = _terminated(previous, runtime_name)
     if latest.state == RUNNING:
         status["state"] = {"running": {"startedAt": rfc3339(latest.started_at)}}
-        status["ready"] = True
-        status["started"] = True
+        if probed is None:  # not probed yet: a probe must pass first
+            startup = bool(c.get("startupProbe"))
+            probed = (not (startup or c.get("readinessProbe")), not startup)
+        status["ready"], status["started"] = probed
     elif latest.state == EXITED:
         status["state"] = _terminated(latest, runtime_name)
     else:
@@ -200,8 +204,10 @@ def pod_status(
     host_ip: str,
     now: float,
     runtime_name: str = "containerd",
+    probed: dict[str, tuple[bool, bool]] | None = None,
 ) -> Obj:
-    """The pod's new ``status`` (a fresh dict; ``pod`` is not modified)."""
+    """The pod's new ``status`` (a fresh dict; ``pod`` is not modified). ``probed``: container
+    name → (ready, started) from its probes."""
     old = copy.deepcopy(pod.get("status") or {})
     if old.get("phase") in TERMINAL:
         return old
@@ -221,6 +227,7 @@ def pod_status(
             waiting.get(c["name"]),
             "ContainerCreating" if init_done else "PodInitializing",
             runtime_name,
+            (probed or {}).get(c["name"]),
         )
         for c in s.get("containers") or []
     ]

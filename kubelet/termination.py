@@ -140,3 +140,5 @@ async def remove_container(runtime: AsyncRuntimeClient, container_id: str, log_f
         pass
     if log_file:
         Path(log_file).unlink(missing_ok=True)
+        for rotated in Path(log_file).parent.glob(Path(log_file).name + ".*"):
+            rotated.unlink(missing_ok=True)

@@ -51,7 +51,12 @@ class Env:
         return WorkerContext(
             client=self.api.async_client(),
             runtime=self.runtime,
-            node=NodeContext(name=NODE, ip="192.0.2.10", log_root=str(self.tmp / "logs")),
+            node=NodeContext(
+                name=NODE,
+                ip="192.0.2.10",
+                log_root=str(self.tmp / "logs"),
+                root_dir=str(self.tmp / "root"),
+            ),
             runtime_name="containerd",
             backoff=Backoff(clock=self.clock),
             image_backoff=Backoff(clock=self.clock),

@@ -1,0 +1,478 @@
+"""What users expect of a pod, on containerd with the real kubectl: probes, configuration from
+ConfigMaps and Secrets, volumes (configMap updates, emptyDir on disk and tmpfs, hostPath,
+subPath, readOnly, downward API) and a PersistentVolumeClaim whose data outlives its pod.
+
+API server (session ``api``) + one node agent per test (events recorded); no scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controllers.localpath import LocalPathProvisioner
+from machinery.client import AsyncClient
+from machinery.controller import run_workers
+from machinery.events import EventRecorder
+from machinery.informer import InformerFactory
+from machinery.kinds import lookup
+from tests.conftest import ApiServerProcess
+from tests.e2e.conftest import ContainerdRuntime
+from tests.e2e.kubelet_env import (
+    PODS,
+    RealNode,
+    container,
+    delete_all_pods,
+    eventually,
+    pod,
+    running,
+    start_node,
+    status_of,
+)
+
+pytestmark = pytest.mark.e2e
+KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
+EVENTS = lookup("events")
+
+
+@pytest.fixture
+async def node(
+    api: ApiServerProcess, containerd_runtime: ContainerdRuntime, tmp_path: Path
+) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
+    if not KUBECTL.exists():
+        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
+    client = api.async_client()
+    n = await start_node(
+        client, containerd_runtime, prefix="e2e-feat", resync=2.0, root_dir=str(tmp_path / "kl")
+    )
+    assert n.agent is not None and n.agent.ctx is not None
+    recorder = EventRecorder(client, "kubelet", n.name)
+    n.agent.ctx.recorder = recorder
+    try:
+        yield client, n
+    finally:
+        try:
+            await delete_all_pods(client, n.name)
+        finally:
+            await n.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(recorder.aclose(), 5)
+            await client.aclose()
+
+
+def kubectl(
+    api: ApiServerProcess, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KUBECONFIG": api.kubeconfig}
+    return subprocess.run(
+        [str(KUBECTL), *args], capture_output=True, text=True, timeout=60, env=env, input=stdin
+    )
+
+
+async def run_kubectl(api: ApiServerProcess, *args: str, stdin: str | None = None) -> str:
+    out = await asyncio.to_thread(kubectl, api, *args, stdin=stdin)
+    assert out.returncode == 0, (args, out.stderr)
+    return out.stdout
+
+
+async def reasons(client: AsyncClient, name: str) -> list[tuple[str, str]]:
+    items = (
+        await client.list_all(EVENTS, "default", field_selector=f"involvedObject.name={name}")
+    )["items"]
+    return [(e["reason"], e["message"]) for e in items]
+
+
+def condition(status: dict, kind: str) -> str | None:
+    return next((c["status"] for c in status.get("conditions") or [] if c["type"] == kind), None)
+
+
+async def test_probes_drive_readiness_and_restart(
+    api: ApiServerProcess, node: tuple[AsyncClient, RealNode], containerd_runtime: ContainerdRuntime
+) -> None:
+    client, n = node
+    bb = containerd_runtime.busybox_image
+    web = container(
+        "web",
+        bb,
+        command=[
+            "sh",
+            "-c",
+            "sleep 3; mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www",
+        ],
+        ports=[{"name": "http", "containerPort": 8080}],
+        startupProbe={"tcpSocket": {"port": "http"}, "periodSeconds": 1, "failureThreshold": 30},
+        readinessProbe={"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+    )
+    await client.create(PODS, pod("ready", n.name, [web]), "default")
+    await eventually("ready running", lambda: running(client, "ready"))
+    status = await status_of(client, "ready")
+    assert condition(status, "Ready") == "False"  # httpd is not listening yet
+    assert status["containerStatuses"][0]["started"] is False
+
+    async def ready() -> dict | None:
+        s = await status_of(client, "ready")
+        return s if condition(s, "Ready") == "True" else None
+
+    status = await eventually("ready Ready", ready, timeout=60)
+    assert condition(status, "ContainersReady") == "True"
+    assert status["containerStatuses"][0]["started"] is True
+    assert status["containerStatuses"][0]["restartCount"] == 0
+
+    live = container(
+        "main",
+        bb,
+        command=["sh", "-c", "touch /tmp/alive; sleep 2; rm /tmp/alive; exec sleep 3600"],
+        livenessProbe={
+            "exec": {"command": ["cat", "/tmp/alive"]},
+            "periodSeconds": 1,
+            "failureThreshold": 2,
+        },
+    )
+    await client.create(PODS, pod("live", n.name, [live]), "default")
+
+    async def restarted() -> bool:
+        s = await status_of(client, "live")
+        return any(c["restartCount"] >= 1 for c in s.get("containerStatuses") or [])
+
+    await eventually("live restarted", restarted, timeout=40)
+    out = await run_kubectl(
+        api, "get", "events", "--field-selector", "involvedObject.name=live", "-o", "yaml"
+    )
+    seen = {(e["reason"], e["message"]) for e in yaml.safe_load(out)["items"]}
+    assert ("Killing", "Container main failed liveness probe, will be restarted") in seen
+    assert any(r == "Unhealthy" and m.startswith("Liveness probe failed: cat:") for r, m in seen), (
+        seen
+    )
+
+
+async def test_configuration_from_configmaps_and_secrets(
+    api: ApiServerProcess, node: tuple[AsyncClient, RealNode], containerd_runtime: ContainerdRuntime
+) -> None:
+    client, n = node
+    suffix = uuid.uuid4().hex[:6]
+    cm, secret = f"app-{suffix}", f"creds-{suffix}"
+    await run_kubectl(api, "create", "secret", "generic", secret, "--from-literal=password=s3cret")
+    main = container(
+        "main",
+        containerd_runtime.busybox_image,
+        command=["sh", "-c", "echo $(GREETING) from $(POD_NAME); exec sleep 3600"],
+        envFrom=[{"configMapRef": {"name": cm}, "prefix": "CFG_"}],
+        env=[
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": cm, "key": "mode"}}},
+            {
+                "name": "PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}},
+            },
+            {"name": "GREETING", "value": "hello-$(MODE)"},
+            {
+                "name": "MEM",
+                "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}},
+            },
+        ],
+        resources={"limits": {"memory": "48Mi"}},
+    )
+    await client.create(PODS, pod("cfg", n.name, [main]), "default")
+
+    async def config_error() -> dict | None:
+        s = await status_of(client, "cfg")
+        waiting = ((s.get("containerStatuses") or [{}])[0].get("state") or {}).get("waiting")
+        return waiting if waiting and waiting["reason"] == "CreateContainerConfigError" else None
+
+    waiting = await eventually("config error", config_error)
+    assert waiting["message"] == f'configmap "{cm}" not found'
+    out = await asyncio.to_thread(kubectl, api, "get", "pod", "cfg")
+    assert "CreateContainerConfigError" in out.stdout, out.stderr
+
+    await run_kubectl(api, "create", "configmap", cm, "--from-literal=mode=fast")
+    p = await eventually("cfg running", lambda: running(client, "cfg"), timeout=60)
+    env = await run_kubectl(api, "exec", "cfg", "--", "env")
+    variables = dict(line.split("=", 1) for line in env.splitlines() if "=" in line)
+    assert variables["CFG_mode"] == "fast"
+    assert variables["MODE"] == "fast"
+    assert variables["PASSWORD"] == "s3cret"
+    assert variables["POD_NAME"] == "cfg"
+    assert variables["POD_IP"] == p["status"]["podIP"]
+    assert variables["GREETING"] == "hello-fast"
+    assert variables["MEM"] == "48"
+    log = await eventually(
+        "cfg log", lambda: asyncio.to_thread(lambda: kubectl(api, "logs", "cfg").stdout)
+    )
+    assert log == "hello-fast from cfg\n"
+
+
+async def test_volumes(
+    api: ApiServerProcess,
+    node: tuple[AsyncClient, RealNode],
+    containerd_runtime: ContainerdRuntime,
+    tmp_path: Path,
+) -> None:
+    client, n = node
+    cm = f"files-{uuid.uuid4().hex[:6]}"
+    await run_kubectl(api, "create", "configmap", cm, "--from-literal=greeting=v1")
+    host_dir = tmp_path / "host" / "shared"
+    bb = containerd_runtime.busybox_image
+    writer = container(
+        "writer",
+        bb,
+        command=["sh", "-c", "echo shared > /scratch/note; exec sleep 3600"],
+        volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}],
+    )
+    reader = container(
+        "reader",
+        bb,
+        command=["sh", "-c", "echo data > /sub/file; exec sleep 3600"],
+        volumeMounts=[
+            {"name": "scratch", "mountPath": "/scratch"},
+            {"name": "cfg", "mountPath": "/etc/app"},
+            {"name": "ram", "mountPath": "/cache"},
+            {"name": "host", "mountPath": "/host"},
+            {"name": "host", "mountPath": "/sub", "subPath": "nested"},
+            {"name": "host", "mountPath": "/ro", "readOnly": True},
+            {"name": "info", "mountPath": "/info"},
+        ],
+    )
+    volumes = [
+        {"name": "scratch", "emptyDir": {}},
+        {"name": "cfg", "configMap": {"name": cm}},
+        {"name": "ram", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}},
+        {"name": "host", "hostPath": {"path": str(host_dir), "type": "DirectoryOrCreate"}},
+        {
+            "name": "info",
+            "downwardAPI": {
+                "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+            },
+        },
+    ]
+    body = pod("vols", n.name, [writer, reader], volumes=volumes)
+    body["metadata"]["labels"] = {"app": "vols"}
+    await client.create(PODS, body, "default")
+    await eventually("vols running", lambda: running(client, "vols"), timeout=60)
+
+    async def sh(script: str, ok: bool = True) -> str:
+        out = await asyncio.to_thread(
+            kubectl, api, "exec", "vols", "-c", "reader", "--", "sh", "-c", script
+        )
+        assert (out.returncode == 0) == ok, (script, out.stdout, out.stderr)
+        return out.stdout
+
+    async def note() -> str | None:
+        return await sh("cat /scratch/note 2>/dev/null || true") or None
+
+    assert await eventually("shared note", note) == "shared\n"
+    assert await sh("cat /etc/app/greeting") == "v1"
+    assert await sh("cat /info/labels") == 'app="vols"'
+    assert "tmpfs" in await sh("grep ' /cache ' /proc/mounts")
+    assert (host_dir / "nested" / "file").read_text() == "data\n"
+    await sh("echo from-pod > /host/h")
+    assert (host_dir / "h").read_text() == "from-pod\n"
+    await sh("touch /ro/x", ok=False)
+    await sh("touch /etc/app/x", ok=False)
+
+    await run_kubectl(
+        api, "patch", "configmap", cm, "--type=merge", "-p", '{"data":{"greeting":"v2"}}'
+    )
+
+    async def updated() -> bool:
+        return await sh("cat /etc/app/greeting") == "v2"
+
+    await eventually("configMap update reaches the files", updated, timeout=20)
+
+
+async def test_claim_data_outlives_the_pod(
+    api: ApiServerProcess,
+    node: tuple[AsyncClient, RealNode],
+    containerd_runtime: ContainerdRuntime,
+    tmp_path: Path,
+) -> None:
+    client, n = node
+    factory = InformerFactory(client)
+    provisioner = LocalPathProvisioner.from_factory(factory, base_dir=str(tmp_path / "pv"))
+    await factory.start()
+    await factory.wait_synced()
+    workers = asyncio.create_task(run_workers(provisioner.queue, provisioner.reconcile, 1))
+    claim = f"data-{uuid.uuid4().hex[:6]}"
+    try:
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "namespace": "default"},
+            "spec": {
+                "storageClassName": "local-path",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "100Mi"}},
+            },
+        }
+        await run_kubectl(api, "apply", "-f", "-", stdin=yaml.safe_dump(manifest))
+
+        async def bound() -> bool:
+            out = await run_kubectl(api, "get", "pvc", claim, "-o", "jsonpath={.status.phase}")
+            return out == "Bound"
+
+        await eventually("claim bound", bound)
+        volume = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
+        mount = [{"name": "data", "mountPath": "/var/lib/db"}]
+        bb = containerd_runtime.busybox_image
+        first = container(
+            "db",
+            bb,
+            command=["sh", "-c", "echo kept > /var/lib/db/row; exec sleep 3600"],
+            volumeMounts=mount,
+        )
+        await client.create(PODS, pod("db1", n.name, [first], volumes=volume), "default")
+        await eventually("db1 running", lambda: running(client, "db1"), timeout=60)
+        await eventually(
+            "row written",
+            lambda: asyncio.to_thread(
+                lambda: kubectl(api, "exec", "db1", "--", "cat", "/var/lib/db/row").stdout
+            ),
+        )
+        await delete_all_pods(client, n.name)
+        second = container("db", bb, command=["sleep", "3600"], volumeMounts=mount)
+        await client.create(PODS, pod("db2", n.name, [second], volumes=volume), "default")
+        await eventually("db2 running", lambda: running(client, "db2"), timeout=60)
+        assert await run_kubectl(api, "exec", "db2", "--", "cat", "/var/lib/db/row") == "kept\n"
+    finally:
+        workers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await workers
+        provisioner.queue.shutdown()
+        await factory.stop()
+
+
+async def test_logs_previous_after_a_crash_and_rotation(
+    api: ApiServerProcess, containerd_runtime: ContainerdRuntime, tmp_path: Path
+) -> None:
+    if not KUBECTL.exists():
+        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
+    client = api.async_client()
+    n = await start_node(
+        client,
+        containerd_runtime,
+        prefix="e2e-logs",
+        root_dir=str(tmp_path / "kl"),
+        container_log_max_size=4096,
+        log_rotate_period=0.3,
+    )
+    try:
+        script = (
+            "n=$(cat /d/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /d/n; "
+            "echo run $n; sleep 1; exit 3"
+        )
+        crash = container(
+            "crash",
+            containerd_runtime.busybox_image,
+            command=["sh", "-c", script],
+            volumeMounts=[{"name": "d", "mountPath": "/d"}],
+        )
+        chatty = container(
+            "chatty",
+            containerd_runtime.busybox_image,
+            command=["sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done"],
+        )
+        body = pod("crashy", n.name, [crash, chatty], volumes=[{"name": "d", "emptyDir": {}}])
+        await client.create(PODS, body, "default")
+
+        async def restarted() -> int:
+            s = await status_of(client, "crashy")
+            counts = [
+                c["restartCount"] for c in s.get("containerStatuses") or [] if c["name"] == "crash"
+            ]
+            return counts[0] if counts and counts[0] >= 1 else 0
+
+        count = await eventually("crash restarted", restarted, timeout=60)
+        previous = await run_kubectl(api, "logs", "crashy", "-c", "crash", "--previous")
+        assert previous == f"run {count}\n"
+
+        log_dir = next(containerd_runtime.log_root.glob("default_crashy_*/chatty"))
+
+        async def rotated() -> list[Path]:
+            return sorted(log_dir.glob("0.log.*"))
+
+        await eventually("chatty log rotated", rotated, timeout=30)
+        last = await run_kubectl(api, "logs", "crashy", "-c", "chatty", "--tail=1")
+        assert last.startswith("line ") and int(last.split()[1]) > 50
+        assert (log_dir / "0.log").stat().st_size < 64 * 1024
+    finally:
+        try:
+            await delete_all_pods(client, n.name)
+        finally:
+            await n.stop()
+            await client.aclose()
+
+
+async def test_limit_range_and_quota_admission_with_kubectl(api: ApiServerProcess) -> None:
+    if not KUBECTL.exists():
+        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
+    ns = f"quota-{uuid.uuid4().hex[:6]}"
+    await run_kubectl(api, "create", "namespace", ns)
+    objects = [
+        {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": {"name": "defaults", "namespace": ns},
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "default": {"cpu": "500m", "memory": "64Mi"},
+                        "defaultRequest": {"cpu": "250m", "memory": "32Mi"},
+                        "max": {"memory": "256Mi"},
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "compute", "namespace": ns},
+            "spec": {"hard": {"requests.cpu": "600m", "pods": "5"}},
+        },
+    ]
+    await run_kubectl(api, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+    def manifest(name: str, **resources: dict) -> str:
+        c = {"name": "main", "image": "localhost/busybox:1.35", "resources": resources}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"containers": [c]},
+        }
+        return yaml.safe_dump(body)
+
+    await run_kubectl(api, "apply", "-f", "-", stdin=manifest("q1"))
+    out = await run_kubectl(
+        api, "get", "pod", "q1", "-n", ns, "-o", "jsonpath={.spec.containers[0].resources}"
+    )
+    assert yaml.safe_load(out) == {
+        "limits": {"cpu": "500m", "memory": "64Mi"},
+        "requests": {"cpu": "250m", "memory": "32Mi"},
+    }
+    big = await asyncio.to_thread(
+        kubectl, api, "apply", "-f", "-", stdin=manifest("q2", limits={"memory": "1Gi"})
+    )
+    assert big.returncode == 1
+    assert (
+        'pods "q2" is forbidden: maximum memory usage per Container is 256Mi, but limit is 1Gi'
+        in big.stderr
+    )
+    over = await asyncio.to_thread(
+        kubectl, api, "apply", "-f", "-", stdin=manifest("q3", requests={"cpu": "400m"})
+    )
+    assert over.returncode == 1
+    assert "Error from server (Forbidden)" in over.stderr
+    assert (
+        'pods "q3" is forbidden: exceeded quota: compute, requested: requests.cpu=400m, '
+        "used: requests.cpu=250m, limited: requests.cpu=600m"
+    ) in over.stderr
+    await run_kubectl(api, "delete", "pod", "q1", "-n", ns, "--wait=false")
