@@ -8,21 +8,25 @@ never see each other's pods (the agent only touches CRI objects labelled with it
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kubelet.agent import AgentConfig, NodeAgent
+from kubelet.cri.cgroups import remove_cgroup
 from kubelet.cri.client import AsyncRuntimeClient
+from kubelet.images.store import load_image
 from kubelet.server import RunningServer, serve
 from machinery import errors
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
 from tests.conftest import free_port
-from tests.e2e.conftest import ContainerdRuntime
+from tests.e2e.conftest import START_SCRIPT, ContainerdRuntime
 
 PODS, NODES = lookup("pods"), lookup("nodes")
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
@@ -163,3 +167,33 @@ def pod_cgroup_dirs(cgroup_root: str, uid: str) -> list[Path]:
     """The pod's cgroup directories that exist, in every mounted hierarchy."""
     relative = f"{cgroup_root.strip('/')}/pod{uid}"
     return [p / relative for p in CGROUP_MOUNT.iterdir() if (p / relative).is_dir()]
+
+
+@contextlib.contextmanager
+def extra_containerd(
+    base: Path, bridge: str, pod_cidr: str, cgroup_root: str, images: list[Path]
+) -> Iterator[ContainerdRuntime]:
+    """Another containerd instance of our own (bridge, pod CIDR, cgroup root) holding
+    ``images``; stopped and cleaned up on exit."""
+    start = [str(START_SCRIPT), "--bridge", bridge, "--pod-cidr", pod_cidr, str(base)]
+    subprocess.run(["bash", *start], check=True, timeout=60)
+    runtime = ContainerdRuntime(
+        dir=base,
+        socket=str(base / "containerd.sock"),
+        endpoint=f"unix://{base / 'containerd.sock'}",
+        pod_cidr=pod_cidr,
+        bridge=bridge,
+        log_root=base / "pod-logs",
+        cgroup_root=cgroup_root,
+    )
+    try:
+        for archive in images:
+            load_image(runtime.socket, archive)
+        yield runtime
+    finally:
+        subprocess.run(
+            ["bash", str(START_SCRIPT), "--stop", "--bridge", bridge, str(base)],
+            check=False,
+            timeout=180,
+        )
+        remove_cgroup(runtime.cgroup_root)

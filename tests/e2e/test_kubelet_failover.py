@@ -13,12 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kubelet.cri.cgroups import remove_cgroup
-from kubelet.images.store import load_image
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
 from tests.conftest import ApiServerProcess
-from tests.e2e.conftest import START_SCRIPT, ContainerdRuntime
+from tests.e2e.conftest import ContainerdRuntime
 from tests.e2e.kubelet_env import (
     NODES,
     PODS,
@@ -26,6 +24,7 @@ from tests.e2e.kubelet_env import (
     agent_config,
     delete_all_pods,
     eventually,
+    extra_containerd,
 )
 
 pytestmark = pytest.mark.e2e
@@ -39,29 +38,14 @@ def second_runtime(
     containerd_runtime: ContainerdRuntime, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ContainerdRuntime]:
     """Another containerd (own bridge and pod CIDR) with the same images."""
-    base = tmp_path_factory.mktemp("containerd2")
-    start = [str(START_SCRIPT), "--bridge", SECOND_BRIDGE, "--pod-cidr", SECOND_CIDR, str(base)]
-    subprocess.run(["bash", *start], check=True, timeout=60)
-    runtime = ContainerdRuntime(
-        dir=base,
-        socket=str(base / "containerd.sock"),
-        endpoint=f"unix://{base / 'containerd.sock'}",
-        pod_cidr=SECOND_CIDR,
-        bridge=SECOND_BRIDGE,
-        log_root=base / "pod-logs",
-        cgroup_root=containerd_runtime.cgroup_root + "-b",
-    )
-    try:
-        for archive in sorted((containerd_runtime.dir / "images").glob("*.tar")):
-            load_image(runtime.socket, archive)
+    with extra_containerd(
+        tmp_path_factory.mktemp("containerd2"),
+        SECOND_BRIDGE,
+        SECOND_CIDR,
+        containerd_runtime.cgroup_root + "-b",
+        sorted((containerd_runtime.dir / "images").glob("*.tar")),
+    ) as runtime:
         yield runtime
-    finally:
-        subprocess.run(
-            ["bash", str(START_SCRIPT), "--stop", "--bridge", SECOND_BRIDGE, str(base)],
-            check=False,
-            timeout=180,
-        )
-        remove_cgroup(runtime.cgroup_root)
 
 
 def spawn(module: str, *args: str, log: Path) -> subprocess.Popen:

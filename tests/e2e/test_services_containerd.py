@@ -136,8 +136,10 @@ async def test_services_end_to_end(env: Env) -> None:
     names = ["web-a", "web-b", "web-c"]
     for name in names:
         await c.create(POD, env.pod(name, [web(rt)], {"app": "web"}), ns)
-    crashing = container("sidecar", rt.busybox_image, command=["sh", "-c", "exit 1"])
-    await c.create(POD, env.pod("web-unready", [web(rt), crashing], {"app": "web"}), ns)
+    # a web server whose readiness probe never passes: running, never Ready
+    failing = {"exec": {"command": ["false"]}, "periodSeconds": 1}
+    unready_web = {**web(rt), "readinessProbe": failing}
+    await c.create(POD, env.pod("web-unready", [unready_web], {"app": "web"}), ns)
     sleeper = container("c", rt.busybox_image, command=["sleep", "3600"])
     await c.create(POD, env.pod("client", [sleeper]), ns)
     svc = await c.create(
