@@ -3,7 +3,7 @@
 # Idempotent: runs `apt-get update` and `apt-get install` only when a package is missing.
 set -euo pipefail
 
-PACKAGES=(containerd runc containernetworking-plugins busybox-static gcc docker-registry umoci skopeo)
+PACKAGES=(containerd runc containernetworking-plugins busybox-static gcc iptables iproute2 docker-registry umoci skopeo)
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-runtime.sh: must run as root" >&2
