@@ -16,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from apiserver import codec, discovery, metrics_api, openapi, proxy
 from apiserver.crd import CrdStrategy
+from apiserver.endpoints_reconciler import EndpointsReconciler
 from apiserver.registry import Registry, WriteOptions
 from apiserver.rest import ResourceHandler
 from apiserver.store import Store
@@ -191,9 +192,13 @@ class ApiServer:
         return out
 
 
-def create_app(storage_url: str, *, history: int = 50000) -> FastPath:
-    """The ASGI application for one API server over ``storage_url``."""
+def create_app(
+    storage_url: str, *, history: int = 50000, advertise: tuple[str, int] | None = None
+) -> FastPath:
+    """The ASGI application for one API server over ``storage_url``; with ``advertise``
+    (address, port) it publishes itself as an endpoint of the ``kubernetes`` Service."""
     server = ApiServer(storage_url, history=history)
+    endpoints = EndpointsReconciler(server.registry, *advertise) if advertise else None
     metrics = metrics_api.MetricsApi(server.registry)
     for rt in metrics_api.RESOURCES:
         server.kinds.add(rt)
@@ -201,9 +206,13 @@ def create_app(storage_url: str, *, history: int = 50000) -> FastPath:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await server.start()
+        if endpoints is not None:
+            endpoints.start()
         try:
             yield
         finally:
+            if endpoints is not None:
+                await endpoints.stop()
             await metrics.aclose()
             await server.store.stop()
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import ipaddress
 import logging
 import os
+import socket
 import sys
 
 import uvicorn
@@ -17,6 +19,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tug apiserver", description="Run the tugboat API server.")
     p.add_argument("--port", type=int, default=6443)
     p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument(
+        "--advertise-address",
+        default=None,
+        help="address pods reach this server at: published as an endpoint of the kubernetes "
+        "Service, and listened on as well when --bind-address is a loopback address",
+    )
     p.add_argument("--data-dir", default=os.path.expanduser("~/.tugboat"))
     p.add_argument(
         "--storage", default=None, help="SQLAlchemy URL (default: sqlite:///DATA_DIR/state.db)"
@@ -44,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         write_kubeconfig(os.path.join(args.data_dir, "kubeconfig"), server_url)
     except ImportError:  # pragma: no cover - machinery always ships it
         pass
+    advertise = (args.advertise_address, args.port) if args.advertise_address else None
     config = uvicorn.Config(
-        create_app(storage, history=args.history),
+        create_app(storage, history=args.history, advertise=advertise),
         host=args.bind_address,
         port=args.port,
         log_level=args.log_level,
@@ -53,5 +62,24 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="on",
         timeout_graceful_shutdown=2,
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=listen_sockets(args))
     return 0
+
+
+def listen_sockets(args: argparse.Namespace) -> list[socket.socket]:
+    """The bind address, plus the advertise address when the bind address would not let pods
+    reach this server (loopback)."""
+    hosts = [args.bind_address]
+    loopback = ipaddress.ip_address(args.bind_address).is_loopback
+    if args.advertise_address and loopback and args.advertise_address != args.bind_address:
+        hosts.append(args.advertise_address)
+    out = []
+    for host in hosts:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, args.port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        out.append(sock)
+    return out

@@ -15,12 +15,15 @@ name                                           answer
                                                endpoint) with the port number; targets' A
                                                records in the additional section
 ``A-B-C-D.NS.pod.DOMAIN`` A                    the IP, when a pod of NS has it ("verified")
+``D.C.B.A.in-addr.arpa`` PTR                   a Service's ClusterIP → ``SVC.NS.svc.DOMAIN``;
+                                               an endpoint's address →
+                                               ``HOST.SVC.NS.svc.DOMAIN`` (as CoreDNS does)
 ``DOMAIN`` SOA / NS                            the zone's own records
 =============================================  ===============================================
 
 Anything else inside the domain is NXDOMAIN (NOERROR with no data when the name exists with
-another type), with the SOA in the authority section; names outside it are REFUSED: the server
-forwards nothing (the machine is offline by design). TTL is 5 s, like CoreDNS.
+another type), with the SOA in the authority section; names outside it and ``in-addr.arpa`` are
+REFUSED: the server forwards nothing (the machine is offline by design). TTL is 5 s, like CoreDNS.
 
 Contract: answers reflect the informer caches, i.e. the API server as of the last watch event;
 every query is answered from memory. UDP answers larger than the client's limit (512 bytes, or
@@ -76,14 +79,18 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_TTL = 5
 SLICE_INDEX = "dns-service"  # slices by namespace/service
 POD_IP_INDEX = "dns-pod-ip"  # pods by namespace/podIP
+CLUSTER_IP_INDEX = "dns-cluster-ip"  # services by ClusterIP
+ENDPOINT_IP_INDEX = "dns-endpoint-ip"  # slices by endpoint address
+REVERSE = dns.name.from_text("in-addr.arpa")
 MAX_CACHED_ANSWERS = 20_000
 Obj = dict[str, Any]
-A, SRV, CNAME, SOA, NS = (
+A, SRV, CNAME, SOA, NS, PTR = (
     dns.rdatatype.A,
     dns.rdatatype.SRV,
     dns.rdatatype.CNAME,
     dns.rdatatype.SOA,
     dns.rdatatype.NS,
+    dns.rdatatype.PTR,
 )
 IN = dns.rdataclass.IN
 
@@ -97,6 +104,16 @@ def slice_index(eps: Obj) -> list[str]:
 def pod_ip_index(pod: Obj) -> list[str]:
     ip = (pod.get("status") or {}).get("podIP")
     return [f"{(pod.get('metadata') or {}).get('namespace', '')}/{ip}"] if ip else []
+
+
+def cluster_ip_index(service: Obj) -> list[str]:
+    spec = service.get("spec") or {}
+    ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
+    return [ip for ip in ips if ip and ip != "None"]
+
+
+def endpoint_ip_index(eps: Obj) -> list[str]:
+    return sorted({ip for ep in eps.get("endpoints") or [] for ip in ep.get("addresses") or []})
 
 
 def dashed(ip: str) -> str:
@@ -125,8 +142,8 @@ class _Endpoint:
 
 
 class ClusterZone:
-    """The cluster domain over three informer stores (Services; EndpointSlices indexed by
-    :data:`SLICE_INDEX`; Pods indexed by :data:`POD_IP_INDEX`). Pure lookups: no I/O."""
+    """The cluster domain over three informer stores (Services, EndpointSlices, Pods), to which
+    it adds the indexes it looks up by. Pure lookups: no I/O."""
 
     def __init__(
         self,
@@ -136,6 +153,9 @@ class ClusterZone:
         domain: str = "cluster.local",
         ttl: int = DEFAULT_TTL,
     ) -> None:
+        services.add_indexers({CLUSTER_IP_INDEX: cluster_ip_index})
+        slices.add_indexers({SLICE_INDEX: slice_index, ENDPOINT_IP_INDEX: endpoint_ip_index})
+        pods.add_indexers({POD_IP_INDEX: pod_ip_index})
         self.services = services
         self.slices = slices
         self.pods = pods
@@ -155,6 +175,8 @@ class ClusterZone:
     # -- lookups ---------------------------------------------------------------------------
 
     def resolve(self, qname: dns.name.Name, qtype: int) -> Answer:
+        if qname.is_subdomain(REVERSE):
+            return self._reverse(qname, qtype)
         if not qname.is_subdomain(self.origin):
             return Answer(rcode=dns.rcode.REFUSED)
         labels = [lbl.decode().lower() for lbl in qname.relativize(self.origin).labels]
@@ -166,6 +188,32 @@ class ClusterZone:
         if len(labels) == 3 and labels[-1] == "pod":
             return self._reply(self._pod_records(qname, labels[0], labels[1]), qtype)
         return self._reply(None, qtype)
+
+    def _reverse(self, qname: dns.name.Name, qtype: int) -> Answer:
+        """PTR for a ClusterIP or an endpoint address; NXDOMAIN for any other address."""
+        octets = [lbl.decode() for lbl in qname.relativize(REVERSE).labels]
+        target = self._name_for_ip(".".join(reversed(octets))) if len(octets) == 4 else None
+        if target is None:
+            return Answer(rcode=dns.rcode.NXDOMAIN)
+        if qtype not in (PTR, dns.rdatatype.ANY):
+            return Answer()
+        return Answer(answer=[dns.rrset.from_text(qname, self.ttl, IN, PTR, str(target))])
+
+    def _name_for_ip(self, ip: str) -> dns.name.Name | None:
+        for service in self.services.by_index(CLUSTER_IP_INDEX, ip):
+            m = service.get("metadata") or {}
+            return dns.name.from_text(f"{m['name']}.{m['namespace']}.svc", self.origin)
+        for eps in self.slices.by_index(ENDPOINT_IP_INDEX, ip):
+            m = eps.get("metadata") or {}
+            service = (m.get("labels") or {}).get(SERVICE_NAME_LABEL)
+            if not service:
+                continue
+            for ep in eps.get("endpoints") or []:
+                if ip in (ep.get("addresses") or []):
+                    host = (ep.get("hostname") or dashed(ip)).lower()
+                    name = f"{host}.{service}.{m['namespace']}.svc"
+                    return dns.name.from_text(name, self.origin)
+        return None
 
     def _reply(self, found: Records | None, qtype: int) -> Answer:
         if found is None:
@@ -398,8 +446,8 @@ def zone_from_factory(factory: InformerFactory, domain: str, ttl: int = DEFAULT_
     """A zone on the factory's informers (Services, EndpointSlices, Pods) whose answer cache
     is dropped on every Service or slice change and on pod IP changes."""
     svc_inf = factory.informer(SERVICES)
-    slice_inf = factory.informer(SLICES, indexers={SLICE_INDEX: slice_index})
-    pod_inf = factory.informer(PODS, indexers={POD_IP_INDEX: pod_ip_index})
+    slice_inf = factory.informer(SLICES)
+    pod_inf = factory.informer(PODS)
     zone = ClusterZone(svc_inf.store, slice_inf.store, pod_inf.store, domain, ttl)
     for inf in (svc_inf, slice_inf):
         inf.add_handler(zone.invalidate, zone.invalidate, zone.invalidate)

@@ -59,6 +59,7 @@ def start_apiserver(
     port: int | None = None,
     storage: str | None = None,
     extra: list[str] | None = None,
+    host: str = "127.0.0.1",
 ) -> ApiServerProcess:
     port = port or free_port()
     cmd = [sys.executable, "-m", "apiserver", "--port", str(port), "--data-dir", str(data_dir)]
@@ -69,7 +70,7 @@ def start_apiserver(
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -113,6 +113,33 @@ def test_zone_answers(
         assert [r.rdtype for r in result.authority] == [dns.rdatatype.SOA]
 
 
+@pytest.mark.parametrize(
+    ("qname", "qtype", "rcode", "answers"),
+    [
+        ("20.0.96.10.in-addr.arpa.", "PTR", "NOERROR", ["web.default.svc.cluster.local."]),
+        ("6.0.244.10.in-addr.arpa.", "PTR", "NOERROR", ["db-0.db.data.svc.cluster.local."]),
+        ("5.0.244.10.in-addr.arpa.", "PTR", "NOERROR", ["10-244-0-5.db.data.svc.cluster.local."]),
+        ("20.0.96.10.in-addr.arpa.", "A", "NOERROR", []),
+        ("99.0.96.10.in-addr.arpa.", "PTR", "NXDOMAIN", []),
+        ("0.96.10.in-addr.arpa.", "PTR", "NXDOMAIN", []),
+    ],
+)
+def test_reverse_lookups(
+    zone: ClusterZone, qname: str, qtype: str, rcode: str, answers: list[str]
+) -> None:
+    result = zone.resolve(dns.name.from_text(qname), dns.rdatatype.from_text(qtype))
+    assert dns.rcode.to_text(result.rcode) == rcode
+    assert texts(result.answer) == answers
+
+
+def test_reverse_lookup_follows_the_stores(zone: ClusterZone) -> None:
+    name = dns.name.from_text("30.0.96.10.in-addr.arpa.")
+    assert zone.resolve(name, dns.rdatatype.PTR).rcode == dns.rcode.NXDOMAIN
+    zone.services.put(service("new", "team", clusterIP="10.96.0.30"))
+    zone.invalidate()
+    assert texts(zone.resolve(name, dns.rdatatype.PTR).answer) == ["new.team.svc.cluster.local."]
+
+
 def test_srv_answers_carry_glue(zone: ClusterZone) -> None:
     name = dns.name.from_text("_pg._tcp.db.data.svc.cluster.local.")
     result = zone.resolve(name, dns.rdatatype.SRV)
