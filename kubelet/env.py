@@ -15,6 +15,12 @@ Contracts (``kubelet_pods.go`` ``makeEnvironmentVariables``):
   memory|ephemeral-storage`` with ``divisor``; an unset limit is the node's capacity; rounded
   up), ``configMapKeyRef`` and ``secretKeyRef`` (``optional: true`` tolerates a missing
   object or key by leaving the variable out).
+- Services (``enableServiceLinks``, default true): the Docker-links-style variables of every
+  Service of the pod's namespace with a ClusterIP (``NAME_SERVICE_HOST``, ``NAME_SERVICE_PORT``,
+  ``NAME_SERVICE_PORT_PORTNAME``, ``NAME_PORT``, ``NAME_PORT_80_TCP`` and its ``_PROTO``/``_PORT``/
+  ``_ADDR``) come first, so ``env`` overrides them and ``$(VAR)`` can use them; the
+  ``default/kubernetes`` Service's are always there (``KUBERNETES_SERVICE_HOST`` is what
+  in-cluster clients look for) unless the namespace has its own ``kubernetes`` Service.
 - A missing required object or key raises :class:`ConfigError` with Kubernetes' message; the
   worker reports it as ``CreateContainerConfigError`` and retries with back-off.
 """
@@ -33,7 +39,8 @@ from machinery.kinds import lookup
 from machinery.quantity import cpu_millis, to_bytes
 
 Obj = dict[str, Any]
-CONFIGMAPS, SECRETS = lookup("configmaps"), lookup("secrets")
+CONFIGMAPS, SECRETS, SERVICES = lookup("configmaps"), lookup("secrets"), lookup("services")
+MASTER_SERVICE = ("default", "kubernetes")
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
@@ -44,10 +51,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class Sources:
-    """ConfigMaps and Secrets by name (``None``: not found), already decoded to bytes."""
+    """ConfigMaps and Secrets by name (``None``: not found), already decoded to bytes, and the
+    Services whose variables the pod's containers get."""
 
     configmaps: dict[str, dict[str, bytes] | None] = field(default_factory=dict)
     secrets: dict[str, dict[str, bytes] | None] = field(default_factory=dict)
+    services: list[Obj] = field(default_factory=list)
 
     def get(self, kind: str, name: str) -> dict[str, bytes] | None:
         return (self.configmaps if kind == "configmap" else self.secrets).get(name)
@@ -98,10 +107,26 @@ def references(pod: Obj) -> set[tuple[str, str]]:
     return {(kind, name) for kind, name in refs if name}
 
 
-async def fetch_sources(client: Any, pod: Obj) -> Sources:
-    """GET every ConfigMap and Secret the pod refers to (missing ones are ``None``)."""
+async def fetch_services(client: Any, pod: Obj) -> list[Obj]:
+    """The Services whose variables the pod gets: its namespace's (when service links are on)
+    and ``default/kubernetes``."""
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-    sources = Sources()
+    out: list[Obj] = []
+    if (pod.get("spec") or {}).get("enableServiceLinks", True):
+        out = list((await client.list(SERVICES, namespace)).get("items") or [])
+    if namespace != MASTER_SERVICE[0] or not out:
+        try:
+            out.append(await client.get(SERVICES, MASTER_SERVICE[1], MASTER_SERVICE[0]))
+        except errors.NotFound:
+            pass
+    return out
+
+
+async def fetch_sources(client: Any, pod: Obj) -> Sources:
+    """GET every ConfigMap and Secret the pod refers to (missing ones are ``None``) and the
+    Services of :func:`fetch_services`."""
+    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    sources = Sources(services=await fetch_services(client, pod))
     for kind, name in sorted(references(pod)):
         rt = CONFIGMAPS if kind == "configmap" else SECRETS
         try:
@@ -217,6 +242,47 @@ def _key_ref(
     return data[key].decode(errors="replace"), None
 
 
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def service_variables(services: Iterable[Obj], namespace: str) -> dict[str, str]:
+    """The Docker-links-style variables of ``services`` as the pod in ``namespace`` sees them:
+    its namespace's Services with a ClusterIP, and ``default/kubernetes`` unless the namespace
+    has a Service of that name (Kubernetes' ``getServiceEnvVarMap``)."""
+    chosen: dict[str, Obj] = {}
+    for svc in services:
+        m, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        ip = spec.get("clusterIP")
+        if not ip or ip == "None":
+            continue
+        name, ns = str(m.get("name", "")), m.get("namespace") or "default"
+        if ns == namespace or ((ns, name) == MASTER_SERVICE and name not in chosen):
+            chosen[name] = svc
+    env: dict[str, str] = {}
+    for name in sorted(chosen):
+        spec = chosen[name].get("spec") or {}
+        ip, ports = spec["clusterIP"], spec.get("ports") or []
+        prefix = _env_name(name)
+        env[f"{prefix}_SERVICE_HOST"] = ip
+        if not ports:
+            continue
+        env[f"{prefix}_SERVICE_PORT"] = str(ports[0]["port"])
+        for port in ports:
+            if port.get("name"):
+                env[f"{prefix}_SERVICE_PORT_{_env_name(port['name'])}"] = str(port["port"])
+        first = ports[0]
+        env[f"{prefix}_PORT"] = f"{(first.get('protocol') or 'TCP').lower()}://{ip}:{first['port']}"
+        for port in ports:
+            proto = port.get("protocol") or "TCP"
+            base = f"{prefix}_PORT_{port['port']}_{proto.upper()}"
+            env[base] = f"{proto.lower()}://{ip}:{port['port']}"
+            env[f"{base}_PROTO"] = proto.lower()
+            env[f"{base}_PORT"] = str(port["port"])
+            env[f"{base}_ADDR"] = ip
+    return env
+
+
 def environment(
     pod: Obj, c: Obj, sources: Sources | None = None, ctx: EnvContext | None = None
 ) -> tuple[dict[str, str], list[str]]:
@@ -227,7 +293,7 @@ def environment(
     sources = sources or Sources()
     ctx = ctx or EnvContext()
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-    env: dict[str, str] = {}
+    env = service_variables(sources.services, namespace)
     invalid: list[str] = []
     for src in c.get("envFrom") or []:
         kind, ref = (

@@ -40,7 +40,7 @@ from .backoff import Backoff
 from .cri.client import AsyncRuntimeClient
 from .cri.errors import CriError
 from .cri.names import normalize_image
-from .env import Sources, fetch_sources, references
+from .env import Sources, fetch_sources
 from .observe import EXITED, PodRuntime, observe
 from .plan import Plan, Start, backoff_key, compute_plan, pod_ref
 from .probes import HandlerRunner, PodProbes, ProbeReport
@@ -336,8 +336,7 @@ class PodWorker:
         """Fetch the ConfigMaps/Secrets the pod uses and set up its volumes; False (with a
         FailedMount event) when a volume cannot be set up yet."""
         ctx = self.ctx
-        if references(pod):
-            self.sources = await fetch_sources(ctx.client, pod)
+        self.sources = await fetch_sources(ctx.client, pod)
         if not spec_volumes(pod):
             return True
         claims = await vol.fetch_claims(ctx.client, pod)

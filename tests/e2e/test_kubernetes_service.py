@@ -3,7 +3,7 @@
 An API server of this module's own advertises 192.0.2.1 (TEST-NET-1, made local on a dummy
 interface this test creates, so no packet leaves the machine): it publishes itself as the
 Service's endpoint, the iptables proxy (own chain prefix) maps 10.96.0.1:443 to it, and a busybox
-pod fetches ``/version`` through the ClusterIP.
+pod fetches ``/version`` through the ClusterIP it finds in ``KUBERNETES_SERVICE_HOST``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,12 @@ async def test_pod_reaches_the_api_server_by_the_kubernetes_service(
         async def version() -> dict | None:
             res = await node.runtime.exec_sync(
                 container_id(obj),
-                ["wget", "-q", "-O", "-", "http://10.96.0.1:443/version"],
+                # what in-cluster clients do: the Service's variables, then the ClusterIP
+                [
+                    "sh",
+                    "-c",
+                    "wget -q -O - http://$KUBERNETES_SERVICE_HOST:$KUBERNETES_PORT_443_TCP_PORT/version",
+                ],
                 timeout=10,
             )
             return orjson.loads(res.stdout) if res.exit_code == 0 else None

@@ -15,6 +15,7 @@ from kubelet.env import (
     expand,
     fetch_sources,
     references,
+    service_variables,
 )
 from kubelet.podworker import PodWorker
 from machinery.kinds import lookup
@@ -214,3 +215,66 @@ async def test_config_error_is_retried_until_the_configmap_exists(env: Env) -> N
     assert "running" in env.container("cfg", "main")["state"]
     created = next(iter(env.fake.containers.values()))
     assert {kv.key: kv.value for kv in created.config.envs} == {"MODE": "fast"}
+
+
+def _svc(name: str, ns: str, ip: str, ports: list[dict]) -> dict:
+    return {"metadata": {"name": name, "namespace": ns}, "spec": {"clusterIP": ip, "ports": ports}}
+
+
+def test_service_variables_follow_docker_links_naming() -> None:
+    services = [
+        _svc("redis-master", "app", "10.96.0.11", [{"name": "redis", "port": 6379}]),
+        _svc("dns", "app", "10.96.0.12", [{"port": 53, "protocol": "UDP"}]),
+        _svc("headless", "app", "None", [{"port": 80}]),
+        _svc("elsewhere", "other", "10.96.0.13", [{"port": 80}]),
+        _svc("kubernetes", "default", "10.96.0.1", [{"name": "https", "port": 443}]),
+    ]
+    assert service_variables(services, "app") == {
+        "DNS_SERVICE_HOST": "10.96.0.12",
+        "DNS_SERVICE_PORT": "53",
+        "DNS_PORT": "udp://10.96.0.12:53",
+        "DNS_PORT_53_UDP": "udp://10.96.0.12:53",
+        "DNS_PORT_53_UDP_PROTO": "udp",
+        "DNS_PORT_53_UDP_PORT": "53",
+        "DNS_PORT_53_UDP_ADDR": "10.96.0.12",
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+        "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+        "KUBERNETES_PORT_443_TCP": "tcp://10.96.0.1:443",
+        "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+        "KUBERNETES_PORT_443_TCP_PORT": "443",
+        "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
+        "REDIS_MASTER_SERVICE_HOST": "10.96.0.11",
+        "REDIS_MASTER_SERVICE_PORT": "6379",
+        "REDIS_MASTER_SERVICE_PORT_REDIS": "6379",
+        "REDIS_MASTER_PORT": "tcp://10.96.0.11:6379",
+        "REDIS_MASTER_PORT_6379_TCP": "tcp://10.96.0.11:6379",
+        "REDIS_MASTER_PORT_6379_TCP_PROTO": "tcp",
+        "REDIS_MASTER_PORT_6379_TCP_PORT": "6379",
+        "REDIS_MASTER_PORT_6379_TCP_ADDR": "10.96.0.11",
+    }
+
+
+def test_a_namespace_kubernetes_service_shadows_the_master_one() -> None:
+    services = [
+        _svc("kubernetes", "default", "10.96.0.1", [{"port": 443}]),
+        _svc("kubernetes", "app", "10.96.0.50", [{"port": 80}]),
+    ]
+    assert service_variables(services, "app")["KUBERNETES_SERVICE_HOST"] == "10.96.0.50"
+    assert service_variables(services[:1], "app")["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+
+
+def test_container_env_overrides_and_expands_service_variables() -> None:
+    pod = {"metadata": {"name": "p", "namespace": "app"}, "spec": {}}
+    c = {
+        "name": "c",
+        "env": [
+            {"name": "REDIS_MASTER_SERVICE_PORT", "value": "1"},
+            {"name": "URL", "value": "redis://$(REDIS_MASTER_SERVICE_HOST)"},
+        ],
+    }
+    sources = Sources(services=[_svc("redis-master", "app", "10.96.0.11", [{"port": 6379}])])
+    variables, _ = environment(pod, c, sources)
+    assert variables["REDIS_MASTER_SERVICE_PORT"] == "1"
+    assert variables["URL"] == "redis://10.96.0.11"
