@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -14,12 +14,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from apiserver import codec, discovery, metrics_api, openapi, proxy
+from apiserver import codec, discovery, metrics_api, openapi, portforward, proxy
+from apiserver.auth import Attributes, Authorizer, Decision
+from apiserver.auth import bootstrap as rbac_defaults
+from apiserver.auth.filters import Gate, SecurityOptions, build_authorizer, secure
+from apiserver.auth.node import NodeRestriction
+from apiserver.auth.rbac import Aggregator, EscalationCheck, RBACAuthorizer
+from apiserver.auth.reviews import Reviews
+from apiserver.auth.reviews import target as review_target
 from apiserver.crd import CrdStrategy
 from apiserver.endpoints_reconciler import EndpointsReconciler
 from apiserver.registry import Registry, WriteOptions
 from apiserver.rest import ResourceHandler
+from apiserver.serviceaccount_admission import ServiceAccountAdmission
 from apiserver.store import Store
+from apiserver.strategies import PodStrategy
 from machinery import errors
 from machinery.kinds import Registry as Kinds
 from machinery.kinds import lookup
@@ -121,6 +130,18 @@ class ApiServer:
             "apiextensions.k8s.io/customresourcedefinitions", self.crds
         )
         self.handler = ResourceHandler(self.registry, self.kinds)
+        pods = self.registry.strategies.by_resource["/pods"]
+        assert isinstance(pods, PodStrategy)
+        pods.service_accounts = ServiceAccountAdmission(
+            self.registry, lambda: self.handler.token_requests is not None
+        )
+        #: ``--authorization-mode`` when security is on; the chain is built at start, over the
+        #: loaded watch cache (see :func:`apiserver.auth.filters.build_authorizer`).
+        self.authorization_modes: Sequence[str] | None = None
+        self.authorizer: Authorizer | None = None
+        self.rbac: RBACAuthorizer | None = None  # the chain's RBAC authorizer, if any
+        self.aggregator: Aggregator | None = None
+        self.reviews = Reviews(self.authorize, lambda: self.rbac)
         self._openapi: dict[str, tuple[str, bytes]] = {}
         self._openapi_kinds: int = -1
 
@@ -133,6 +154,26 @@ class ApiServer:
             "/services", self.registry.strategies.by_resource["/services"].follow
         )
         await self._bootstrap()
+        if self.authorization_modes is not None:
+            self.authorizer = build_authorizer(self.authorization_modes, self.store.cache)
+        self._start_rbac()
+
+    def _start_rbac(self) -> None:
+        """NodeRestriction and RBAC escalation admission, and ClusterRole aggregation."""
+        chain = getattr(self.authorizer, "authorizers", ())
+        self.rbac = next((a for a in chain if isinstance(a, RBACAuthorizer)), None)
+        self.registry.admission.append(NodeRestriction())
+        if self.rbac is not None:
+            self.registry.admission.append(EscalationCheck(self.rbac, self.authorize))
+        resolver = self.rbac or RBACAuthorizer(self.store.cache)
+        self.aggregator = Aggregator(self.registry, resolver, lookup("clusterroles"))
+        self.aggregator.start()
+
+    def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
+        """The authorizer chain's decision; everything is allowed when security is off."""
+        if self.authorizer is None:
+            return Decision.ALLOW, ""
+        return self.authorizer.authorize(attrs)
 
     async def _bootstrap(self) -> None:
         ns_rt, svc_rt = lookup("namespaces"), lookup("services")
@@ -158,6 +199,7 @@ class ApiServer:
             }
             with contextlib.suppress(errors.AlreadyExists):
                 await self.registry.create(svc_rt, "default", svc, WriteOptions())
+        await rbac_defaults.ensure(self.registry)
 
     def openapi_doc(self, gv: str) -> tuple[str, bytes] | None:
         """(hash, JSON) of the OpenAPI v3 document for ``api/v1`` or ``apis/G/V``."""
@@ -193,10 +235,15 @@ class ApiServer:
 
 
 def create_app(
-    storage_url: str, *, history: int = 50000, advertise: tuple[str, int] | None = None
-) -> FastPath:
+    storage_url: str,
+    *,
+    history: int = 50000,
+    advertise: tuple[str, int] | None = None,
+    security: SecurityOptions | None = None,
+) -> FastPath | Gate:
     """The ASGI application for one API server over ``storage_url``; with ``advertise``
-    (address, port) it publishes itself as an endpoint of the ``kubernetes`` Service."""
+    (address, port) it publishes itself as an endpoint of the ``kubernetes`` Service; with
+    ``security`` every request is authenticated and authorized (:mod:`apiserver.auth.filters`)."""
     server = ApiServer(storage_url, history=history)
     endpoints = EndpointsReconciler(server.registry, *advertise) if advertise else None
     metrics = metrics_api.MetricsApi(server.registry)
@@ -213,6 +260,8 @@ def create_app(
         finally:
             if endpoints is not None:
                 await endpoints.stop()
+            if server.aggregator is not None:
+                await server.aggregator.stop()
             await metrics.aclose()
             await server.store.stop()
 
@@ -268,6 +317,8 @@ def create_app(
             doc = discovery.api_resource_list(kinds, group, parts[1])
         elif group == metrics_api.GROUP:
             return await metrics.handle(request, parts[1], parts[2])
+        elif parts[1] == "v1" and review_target(group, parts[2]) is not None:
+            return await server.reviews.handle(request, group, parts[1], parts[2])
         else:
             return await handler.handle(request, group, parts[1], parts[2])
         if doc is None or request.method != "GET":
@@ -304,10 +355,14 @@ def create_app(
     app.add_route("/api/", api_root, ["GET"])
     app.add_route("/apis", apis_root, ["GET"])
     app.add_route("/apis/", apis_root, ["GET"])
+    app.router.add_websocket_route(
+        portforward.WS_PATH, portforward.websocket_endpoint(server.registry)
+    )
     app.router.add_websocket_route(proxy.WS_PATH, proxy.websocket_endpoint(server.registry))
     app.add_route("/api/{rest:path}", core, all_methods)
     app.add_route("/apis/{rest:path}", groups, all_methods)
     app.add_route("/openapi/v3", openapi_index, ["GET"])
     app.add_route("/openapi/v3/{rest:path}", openapi_gv, ["GET"])
     app.add_route("/openapi/v2", openapi_v2, ["GET"])
-    return FastPath(app, core, groups)
+    fast = FastPath(app, core, groups)
+    return fast if security is None else secure(fast, server, security)

@@ -6,6 +6,9 @@ then follow new events. Guarantees:
 * events are applied in revision order, and a write is visible here before it is acknowledged;
 * a watcher receives every event after its starting revision exactly once, in order, or an error
   (410 Expired when the start is older than the window; "too slow" when its bounded buffer fills);
+* a list at an earlier revision (the pages after the first of a paginated list) is exactly what
+  the store held at that revision, rebuilt from the current objects and the window, or a
+  LookupError when the window no longer reaches back that far;
 * objects in the cache are never mutated after they are stored (callers copy before changing).
 """
 
@@ -95,6 +98,10 @@ class WatchCache:
         # sorted keys per resource, dropped when a key is added or removed
         self._order: dict[str, list[tuple[str, str]]] = {}
         self.listeners: dict[str, list[Listener]] = {}
+        # per resource: the newest loaded event whose previous object is unknown (its key's
+        # first event in the loaded history, not an ADDED); lists at earlier revisions of that
+        # resource cannot be rebuilt
+        self._rebuild_floor: dict[str, int] = {}
 
     # -- loading and applying -------------------------------------------------------------------
     def load(
@@ -108,9 +115,15 @@ class WatchCache:
         self.rev = rev
         self.oldest = history[0].rev - 1 if history else rev
         self.oldest = max(self.oldest, compacted)
+        last: dict[Key, Entry | None] = {}
         for rec in history:
             entry = Entry(rec.rev, orjson.loads(rec.raw), rec.raw)
-            self.events.append(Event(rec.type, rec.key, rec.rev, entry, None))
+            prev = last.get(rec.key)
+            if rec.key not in last and rec.type != "ADDED":
+                floor = self._rebuild_floor.get(rec.key.resource, 0)
+                self._rebuild_floor[rec.key.resource] = max(floor, rec.rev)
+            self.events.append(Event(rec.type, rec.key, rec.rev, entry, prev))
+            last[rec.key] = None if rec.type == "DELETED" else entry
 
     def apply(self, typ: str, key: Key, rev: int, obj: dict[str, Any], raw: bytes) -> None:
         """Record one committed change (in revision order) and fan it out to watchers."""
@@ -169,6 +182,35 @@ class WatchCache:
                 break
             out.append((k, bucket[k]))
         return out
+
+    def list_at(
+        self, resource: str, namespace: str | None, rev: int
+    ) -> list[tuple[tuple[str, str], Entry]]:
+        """Like :meth:`list`, as the store held it at revision ``rev``: the current entries
+        with every change after ``rev`` undone (each changed key gets back the object its first
+        later event replaced). LookupError when the window no longer reaches back to ``rev``."""
+        if rev < max(self.oldest, self._rebuild_floor.get(resource, 0)):
+            raise LookupError(f"too old resource version: {rev} ({self.oldest + 1})")
+        before: dict[tuple[str, str], Entry | None] = {}
+        for ev in reversed(self.events):
+            if ev.rev <= rev:
+                break
+            if ev.key.resource != resource or (
+                namespace is not None and ev.key.namespace != namespace
+            ):
+                continue
+            # walking backwards, the last write wins: the object before the first later event
+            before[(ev.key.namespace, ev.key.name)] = None if ev.type == "ADDED" else ev.prev
+        current = self.list(resource, namespace)
+        if not before:
+            return current
+        entries = dict(current)
+        for nk, entry in before.items():
+            if entry is None:
+                entries.pop(nk, None)
+            else:
+                entries[nk] = entry
+        return sorted(entries.items(), key=lambda item: item[0])
 
     # -- watches --------------------------------------------------------------------------------
     def watch(

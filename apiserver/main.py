@@ -13,6 +13,9 @@ import sys
 import uvicorn
 
 from apiserver.app import create_app
+from apiserver.auth import flags as security_flags
+from apiserver.limits import LimitConfig, Limits
+from apiserver.portforward import WebSocketProtocol
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,7 +35,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--history", type=int, default=50000, help="revisions kept for watches before 410 Expired"
     )
+    p.add_argument(
+        "--max-requests-inflight",
+        type=int,
+        default=400,
+        help="reads served at once before 429 (0: no limit; watches are not counted)",
+    )
+    p.add_argument(
+        "--max-mutating-requests-inflight",
+        type=int,
+        default=200,
+        help="writes served at once before 429 (0: no limit)",
+    )
+    p.add_argument(
+        "--max-watches", type=int, default=10000, help="open watches before 429 (0: no limit)"
+    )
+    p.add_argument(
+        "--client-qps",
+        type=float,
+        default=0.0,
+        help="requests a second per client address, a token bucket (0: off)",
+    )
+    p.add_argument("--client-burst", type=int, default=100, help="token bucket size per client")
     p.add_argument("--log-level", default="warning")
+    security_flags.add_flags(p)
     return p.parse_args(argv)
 
 
@@ -45,22 +71,35 @@ def main(argv: list[str] | None = None) -> int:
     # rescan a large, long-lived heap every few hundred allocations; objects are JSON trees
     # without cycles, so collecting less often costs little memory and ~20% CPU per write.
     gc.set_threshold(100_000, 50, 100)
-    server_url = f"http://{args.bind_address}:{args.port}"
+    sec = security_flags.resolve(
+        args, (args.bind_address, args.advertise_address), ws=WebSocketProtocol
+    )
+    server_url = f"{sec.scheme}://{args.bind_address}:{args.port}"
     try:
         from machinery.kubeconfig import write_kubeconfig
 
-        write_kubeconfig(os.path.join(args.data_dir, "kubeconfig"), server_url)
+        write_kubeconfig(
+            os.path.join(args.data_dir, "kubeconfig"),
+            server_url,
+            ca_data=sec.ca_data,
+            cert_data=sec.admin_cert,
+            key_data=sec.admin_key,
+        )
     except ImportError:  # pragma: no cover - machinery always ships it
         pass
     advertise = (args.advertise_address, args.port) if args.advertise_address else None
     config = uvicorn.Config(
-        create_app(storage, history=args.history, advertise=advertise),
+        Limits(
+            create_app(storage, history=args.history, advertise=advertise, security=sec.security),
+            limits(args),
+        ),
         host=args.bind_address,
         port=args.port,
         log_level=args.log_level,
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        **({"ws": WebSocketProtocol} | sec.uvicorn),
     )
     uvicorn.Server(config).run(sockets=listen_sockets(args))
     return 0
@@ -83,3 +122,14 @@ def listen_sockets(args: argparse.Namespace) -> list[socket.socket]:
         sock.set_inheritable(True)
         out.append(sock)
     return out
+
+
+def limits(args: argparse.Namespace) -> LimitConfig:
+    """The request limits the flags ask for."""
+    return LimitConfig(
+        max_requests_inflight=args.max_requests_inflight,
+        max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        max_watches=args.max_watches,
+        client_qps=args.client_qps,
+        client_burst=args.client_burst,
+    )

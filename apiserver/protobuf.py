@@ -528,6 +528,29 @@ ResourceAttributes
     6 subresource string, 7 name string
 NonResourceAttributes
     1 path string, 2 verb string
+SelfSubjectRulesReview
+    1 metadata ObjectMeta, 2 spec SelfSubjectRulesReviewSpec
+SelfSubjectRulesReviewSpec
+    1 namespace string
+SelfSubjectReview
+    1 metadata ObjectMeta
+Role
+    1 metadata ObjectMeta, 2 rules []PolicyRule
+ClusterRole
+    1 metadata ObjectMeta, 2 rules []PolicyRule, 3 aggregationRule AggregationRule?
+PolicyRule
+    1 verbs []string, 2 apiGroups []string, 3 resources []string, 4 resourceNames []string
+    5 nonResourceURLs []string
+AggregationRule
+    1 clusterRoleSelectors []LabelSelector
+RoleBinding
+    1 metadata ObjectMeta, 2 subjects []Subject, 3 roleRef RoleRef
+ClusterRoleBinding
+    1 metadata ObjectMeta, 2 subjects []Subject, 3 roleRef RoleRef
+Subject
+    1 kind string, 2 apiGroup string, 3 name string, 4 namespace string
+RoleRef
+    1 apiGroup string, 2 kind string, 3 name string
 DeleteOptions
     1 gracePeriodSeconds int?, 2 preconditions Preconditions?, 3 orphanDependents bool?
     4 propagationPolicy string?, 5 dryRun []string
@@ -562,6 +585,12 @@ KINDS: dict[tuple[str, str], str] = {
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
     ("policy/v1", "Eviction"): "Eviction",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("rbac.authorization.k8s.io/v1", "Role"): "Role",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
 }
 
 #: Kinds decoded whatever their apiVersion: client-go labels DeleteOptions with the group version

@@ -47,7 +47,7 @@ DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 PATHS = {"log": "containerLogs", "exec": "exec", "attach": "attach"}
 WS_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/{subresource}"
 CONNECT_TIMEOUT = 10.0
-STREAM_SUBRESOURCES = ("exec", "attach")
+STREAM_SUBRESOURCES = ("exec", "attach", "portforward")  # portforward: apiserver/portforward.py
 
 
 def resolve(registry: Any, namespace: str, name: str) -> tuple[Obj, Obj]:

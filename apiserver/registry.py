@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from apiserver import apply, strategies
@@ -24,18 +24,41 @@ from machinery.jsoncopy import json_copy
 from machinery.kinds import ResourceType
 
 NS_RESOURCE = "/namespaces"
+# What code that reads an object of the wrong shape raises (``spec`` a list, a name a number)
+MALFORMED = (AttributeError, TypeError, KeyError, ValueError)
 MAX_RETRIES = 8
+# Resources whose Kubernetes REST strategy keeps ``metadata.generation`` (1 on create, bumped
+# when anything but metadata and status changes); custom resources keep it too. The others
+# (ConfigMaps, Secrets, Services, Namespaces, Nodes, ...) have none.
+GENERATION_RESOURCES = frozenset(
+    {
+        "/pods",
+        "apps/deployments",
+        "apps/replicasets",
+        "apps/statefulsets",
+        "apps/daemonsets",
+        "batch/jobs",
+        "batch/cronjobs",
+        "policy/poddisruptionbudgets",
+        "discovery.k8s.io/endpointslices",
+        "networking.k8s.io/ingresses",
+        "networking.k8s.io/networkpolicies",
+        "apiextensions.k8s.io/customresourcedefinitions",
+    }
+)
 
 
 @dataclass
 class WriteOptions:
     """Per-request knobs: ``dryRun=All``, ``fieldValidation``, and the field manager whose
-    ownership ``metadata.managedFields`` records (``applied``: an apply already recorded it)."""
+    ownership ``metadata.managedFields`` records (``applied``: an apply already recorded it).
+    ``duplicates``: the body's duplicate fields, which decoding finds under Strict only."""
 
     dry_run: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore
     field_manager: str | None = None
     applied: bool = False
+    duplicates: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +85,17 @@ def not_found(rt: ResourceType, name: str) -> errors.NotFound:
     )
 
 
+def parse_rv(value: Any) -> int | None:
+    """A resourceVersion a client sent as a precondition (None when unset); 400 when it is
+    not a revision."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise errors.BadRequest(f"invalid resourceVersion {value!r}") from None
+
+
 def conflict(rt: ResourceType, name: str) -> errors.Conflict:
     return errors.Conflict(
         f'Operation cannot be fulfilled on {_gr(rt)} "{name}": the object has been modified; '
@@ -83,6 +117,10 @@ class Registry:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.strategies = strategies.Strategies(self)
+        #: Validating admission (NodeRestriction, RBAC escalation): each is called with the
+        #: type, the admitted object and the stored one (None on create) and raises to refuse.
+        self.admission: list[Callable[[ResourceType, dict[str, Any], dict[str, Any] | None], None]]
+        self.admission = []
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Entry:
@@ -97,8 +135,23 @@ class Registry:
     def list(self, rt: ResourceType, namespace: str | None) -> list[tuple[tuple[str, str], Entry]]:
         return self.store.cache.list(rt.storage_key, namespace if rt.namespaced else None)
 
+    def list_at(
+        self, rt: ResourceType, namespace: str | None, rev: int
+    ) -> list[tuple[tuple[str, str], Entry]]:
+        """The list as it was at revision ``rev``; LookupError when that is too old."""
+        return self.store.cache.list_at(rt.storage_key, namespace if rt.namespaced else None, rev)
+
     # -- create ---------------------------------------------------------------------------------
     async def create(
+        self, rt: ResourceType, namespace: str | None, body: dict[str, Any], opts: WriteOptions
+    ) -> Result:
+        try:
+            return await self._create(rt, namespace, body, opts)
+        except MALFORMED:
+            self._explain(rt, body, None)
+            raise
+
+    async def _create(
         self, rt: ResourceType, namespace: str | None, body: dict[str, Any], opts: WriteOptions
     ) -> Result:
         obj = json_copy(body)
@@ -140,7 +193,10 @@ class Registry:
             m.pop(server_field, None)
         m["uid"] = str(uuid.uuid4())
         m["creationTimestamp"] = now_rfc3339()
-        m["generation"] = 1
+        if self._has_generation(rt):
+            m["generation"] = 1
+        else:
+            m.pop("generation", None)
         self.strategies.for_(rt).prepare_create(rt, obj)
         obj, warnings = self._admit(rt, obj, None, opts)
         await self.strategies.for_(rt).before_create(rt, obj, opts)
@@ -185,7 +241,7 @@ class Registry:
             lambda _cur: json_copy(body),
             opts,
             subresource,
-            expected=int(wanted) if wanted else None,
+            expected=parse_rv(wanted),
         )
 
     async def mutate(
@@ -211,7 +267,11 @@ class Registry:
             new = change(json_copy(cur.obj))
             if not isinstance(new, dict):
                 raise errors.BadRequest("the patched object is not a JSON object")
-            new, warnings = self._prepare_update(rt, cur.obj, new, opts, subresource)
+            try:
+                new, warnings = self._prepare_update(rt, cur.obj, new, opts, subresource)
+            except MALFORMED:
+                self._explain(rt, new, cur.obj)
+                raise
             if new == cur.obj:
                 return Result(cur.obj, 200, warnings)
             if opts.dry_run:
@@ -282,8 +342,13 @@ class Registry:
                 nm.pop("finalizers")
         self.strategies.for_(rt).prepare_update(rt, old, new, subresource)
         new, warnings = self._admit(rt, new, old, opts, subresource)
-        gen = om.get("generation", 1)
-        new["metadata"]["generation"] = gen + 1 if spec_of(new) != spec_of(old) else gen
+        if self._has_generation(rt):
+            gen = om.get("generation", 1)
+            new["metadata"]["generation"] = gen + 1 if spec_of(new) != spec_of(old) else gen
+        elif "generation" in om:
+            new["metadata"]["generation"] = om["generation"]
+        else:
+            new["metadata"].pop("generation", None)
         return new, warnings
 
     # -- delete ---------------------------------------------------------------------------------
@@ -307,7 +372,7 @@ class Registry:
                     f"Precondition failed: UID in precondition: {pre['uid']}, UID in object "
                     f"meta: {cur.obj['metadata'].get('uid')}"
                 )
-            if pre.get("resourceVersion") and int(pre["resourceVersion"]) != cur.rev:
+            if pre.get("resourceVersion") and parse_rv(pre["resourceVersion"]) != cur.rev:
                 raise conflict(rt, name)
             new = json_copy(cur.obj)
             nm = new["metadata"]
@@ -349,10 +414,26 @@ class Registry:
         raise conflict(rt, name)
 
     # -- helpers --------------------------------------------------------------------------------
+    def _explain(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """After a step choked on ``obj`` (a wrong type where a strategy looked): raise the
+        validation error that says what is wrong with it. Validation runs before anything is
+        stored, so an object it refuses was not stored; one it accepts means a bug of ours,
+        and the caller re-raises the original error."""
+        if isinstance(obj, dict):
+            self._check_type(rt, obj)
+            self.strategies.for_(rt).admit(rt, json_copy(obj), old)
+
+    def _has_generation(self, rt: ResourceType) -> bool:
+        return rt.storage_key in GENERATION_RESOURCES or self.strategies.for_(rt).custom
+
     def _check_type(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         if not isinstance(obj, dict):
             raise errors.BadRequest("the request body must be a JSON object")
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if not isinstance(kind, str | None) or not isinstance(api_version, str | None):
+            raise errors.BadRequest("kind and apiVersion must be strings")
+        if not isinstance(obj.get("metadata"), dict | None):
+            raise errors.BadRequest("metadata must be an object")
         if kind is None and api_version is None:
             obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
             return
@@ -366,8 +447,6 @@ class Registry:
                 else f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
             )
         obj["apiVersion"] = rt.api_version
-        if not isinstance(obj.get("metadata", {}), dict):
-            raise errors.BadRequest("metadata must be an object")
 
     def _check_namespace(self, ns: str) -> None:
         entry = self.store.get(Key(NS_RESOURCE, "", ns))
@@ -392,6 +471,8 @@ class Registry:
     ) -> tuple[dict[str, Any], list[str] | None]:
         strategy = self.strategies.for_(rt)
         obj, unknown = strategy.admit(rt, obj, old)
+        for check in self.admission:
+            check(rt, obj, old)
         if opts.field_manager and not opts.applied:
             obj = apply.record_update(
                 old,
@@ -403,9 +484,9 @@ class Registry:
                 subresource=subresource,
                 status_subresource="status" in rt.subresources,
             )
-        if not unknown or opts.field_validation == "Ignore":
+        if (not unknown and not opts.duplicates) or opts.field_validation == "Ignore":
             return obj, None
         if opts.field_validation == "Strict":
-            detail = ", ".join(f'unknown field "{u}"' for u in unknown)
+            detail = ", ".join([*opts.duplicates, *(f'unknown field "{u}"' for u in unknown)])
             raise errors.BadRequest(f"strict decoding error: {detail}")
         return obj, [f'unknown field "{u}"' for u in unknown]

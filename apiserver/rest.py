@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from apiserver import apply, codec, conversion, proxy, scale
 from apiserver.meta import now_rfc3339
-from apiserver.registry import Registry, WriteOptions, key_for, not_found
+from apiserver.registry import Registry, WriteOptions, key_for, not_found, parse_rv
 from machinery import errors, patch, printers
 from machinery.jsoncopy import json_copy
 from machinery.kinds import Registry as Kinds
@@ -113,12 +113,22 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         raise errors.BadRequest("invalid continue token")
 
 
+def _int_param(q: Any, name: str, default: int) -> int:
+    try:
+        return int(q.get(name) or default)
+    except ValueError:
+        raise errors.BadRequest(f"{name} must be an integer, not {q[name]!r}") from None
+
+
 class ResourceHandler:
     """Routes one resource request to the registry."""
 
     def __init__(self, registry: Registry, kinds: Kinds) -> None:
         self.registry = registry
         self.kinds = kinds
+        #: Serves ``serviceaccounts/token`` (TokenRequest) when ServiceAccount tokens are on:
+        #: an :class:`apiserver.auth.serviceaccounts.ServiceAccountTokens`.
+        self.token_requests: Any = None
 
     async def handle(self, request: Request, group: str, version: str, rest: str) -> Response:
         try:
@@ -152,9 +162,11 @@ class ResourceHandler:
             if m != "POST":
                 raise errors.MethodNotAllowed(f"{m} is not allowed on {t.subresource}")
             return await self.pod_action(request, t)
-        if t.subresource in ("log", "exec", "attach") and t.rt.plural == "pods":
+        if t.subresource in ("log", "exec", "attach", "portforward") and t.rt.plural == "pods":
             pod, node = proxy.resolve(self.registry, t.namespace or "", t.name)
             return await proxy.proxy_to_kubelet(request, pod, node, t.subresource)
+        if t.subresource == "token" and self.token_requests is not None:
+            return await self.token_requests.token_request(request, t.namespace or "", t.name)
         if t.subresource in ("log", "exec", "attach", "portforward", "proxy", "token"):
             raise errors.ServiceUnavailable(
                 f"{t.rt.plural}/{t.subresource} is not available: no node agent proxy yet"
@@ -165,14 +177,10 @@ class ResourceHandler:
                 return codec.json_response(self._table(request, t.rt, [t.out(entry.obj)], None))
             return codec.json_response(None, raw=t.out_raw(entry.raw))
         if m == "PUT":
-            body = codec.decode(await request.body(), request.headers.get("content-type"))
+            opts = codec.write_options(request)
+            body = codec.decode_write(await request.body(), request, opts)
             res = await self.registry.update(
-                t.srt,
-                t.namespace,
-                t.name,
-                t.into(body),
-                codec.write_options(request),
-                t.subresource,
+                t.srt, t.namespace, t.name, t.into(body), opts, t.subresource
             )
             return codec.json_response(t.out(res.obj), res.code, res.warnings)
         if m == "PATCH":
@@ -191,8 +199,11 @@ class ResourceHandler:
         entries = self.registry.list(t.srt, t.namespace)
         start = None
         if q.get("continue"):
+            # Every page shows the store at the first page's revision, as etcd does.
             crev, start = _decode_continue(q["continue"])
-            if crev < self.registry.store.cache.oldest:
+            try:
+                entries = self.registry.list_at(t.srt, t.namespace, crev)
+            except LookupError:
                 raise errors.Gone(
                     "The provided continue parameter is too old to display a "
                     "consistent list result. You can start a new list without "
@@ -202,7 +213,7 @@ class ResourceHandler:
             entries = [(k, e) for k, e in entries if k > start]
         if predicate is not None:
             entries = [(k, e) for k, e in entries if predicate(e.obj)]
-        limit = int(q.get("limit") or 0)
+        limit = max(_int_param(q, "limit", 0), 0)
         cont, remaining = None, None
         if limit and len(entries) > limit:
             cont = _encode_continue(rev, entries[limit - 1][0])
@@ -243,10 +254,9 @@ class ResourceHandler:
         )
 
     async def create(self, request: Request, t: Target) -> Response:
-        body = codec.decode(await request.body(), request.headers.get("content-type"))
-        res = await self.registry.create(
-            t.srt, t.namespace, t.into(body), codec.write_options(request)
-        )
+        opts = codec.write_options(request)
+        body = codec.decode_write(await request.body(), request, opts)
+        res = await self.registry.create(t.srt, t.namespace, t.into(body), opts)
         return codec.json_response(t.out(res.obj), res.code, res.warnings)
 
     async def delete_collection(self, request: Request, t: Target) -> Response:
@@ -324,8 +334,8 @@ class ResourceHandler:
                 "include: application/json-patch+json, application/merge-patch+json, "
                 "application/apply-patch+yaml"
             )
-        body = codec.decode(await request.body(), request.headers.get("content-type"))
         opts = codec.write_options(request)
+        body = codec.decode_write(await request.body(), request, opts)
         if ptype == "apply":
             return await self._apply(request, t, body, opts)
         if ptype == "json" and not isinstance(body, list):
@@ -337,15 +347,15 @@ class ResourceHandler:
         def change(cur: dict[str, Any]) -> dict[str, Any]:
             cur = t.out(cur)
             if ptype == "json":
-                return t.into(patch.json_patch(cur, body))
+                patched = patch.json_patch(cur, body)
+                codec.check_depth(patched)  # "add" nests its value at a path: depths add up
+                return t.into(patched)
             if ptype == "strategic":
                 return t.into(patch.strategic_merge_patch(cur, body, kind))
             return t.into(patch.merge_patch(cur, body))
 
-        expected = None
-        if isinstance(body, dict):
-            rv = (body.get("metadata") or {}).get("resourceVersion")
-            expected = int(rv) if rv else None
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        expected = parse_rv(meta.get("resourceVersion")) if isinstance(meta, dict) else None
         res = await self.registry.mutate(
             t.srt, t.namespace, t.name, change, opts, t.subresource, expected=expected
         )
@@ -354,8 +364,8 @@ class ResourceHandler:
     async def _apply(self, request: Request, t: Target, body: Any, opts: WriteOptions) -> Response:
         """Server-side apply: create when missing, else merge by field ownership; a field
         another manager owns with a different value is a 409 unless ``force=true``."""
-        if not isinstance(body, dict):
-            raise errors.BadRequest("an apply patch must be an object")
+        if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
+            raise errors.BadRequest("an apply patch must be an object with object metadata")
         manager = request.query_params.get("fieldManager")
         if not manager:
             raise errors.BadRequest(
@@ -394,7 +404,7 @@ class ResourceHandler:
             lambda cur: t.into(merged(t.out(cur))),
             opts,
             t.subresource,
-            expected=int(rv) if rv else None,
+            expected=parse_rv(rv),
         )
         return codec.json_response(t.out(res.obj), res.code, res.warnings)
 
@@ -465,7 +475,7 @@ class ResourceHandler:
         rv = q.get("resourceVersion") or ""
         initial = q.get("sendInitialEvents") == "true"
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
-        timeout = float(q.get("timeoutSeconds") or 1800)
+        timeout = _int_param(q, "timeoutSeconds", 1800)
         namespace = t.namespace if t.rt.namespaced else None
         table = _want_table(request)
         if initial and q.get("resourceVersionMatch") != "NotOlderThan":

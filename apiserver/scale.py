@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from apiserver import codec
+from apiserver.registry import parse_rv
 from machinery import errors, patch
 from machinery.selectors import LabelSelector
 
@@ -45,12 +46,8 @@ async def handle(h: ResourceHandler, request: Request, t: Target) -> Response:
     ptype = codec.PATCH_TYPES.get(codec.media_type(request.headers.get("content-type")))
     expected = None
     if request.method == "PUT":
-        rv = (
-            ((body or {}).get("metadata") or {}).get("resourceVersion")
-            if isinstance(body, dict)
-            else None
-        )
-        expected = int(rv) if rv else None
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        expected = parse_rv(meta.get("resourceVersion")) if isinstance(meta, dict) else None
 
     def change(cur: dict[str, Any]) -> dict[str, Any]:
         scale = to_scale(cur)

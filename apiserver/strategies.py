@@ -11,6 +11,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from apiserver import admission
+from apiserver.serviceaccount_admission import ServiceAccountAdmission
 from apiserver.tolerations import default_toleration_seconds
 from machinery import errors
 from machinery import types as api_types
@@ -86,9 +87,14 @@ class PodStrategy(Strategy):
     """Pods: status starts over on create (the types fill in phase and QoS class), priority
     comes from the PriorityClass, and deletion of a bound pod is graceful."""
 
+    #: ServiceAccount admission, set by the API server (:mod:`apiserver.serviceaccount_admission`)
+    service_accounts: ServiceAccountAdmission | None = None
+
     def prepare_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         obj.pop("status", None)
         default_toleration_seconds(obj.setdefault("spec", {}))
+        if self.service_accounts is not None:
+            self.service_accounts.admit(obj)
 
     async def before_create(self, rt, obj, opts):
         spec = obj.setdefault("spec", {})

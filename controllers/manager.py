@@ -31,16 +31,20 @@ from controllers.deployment import DeploymentController
 from controllers.endpointslice import EndpointSliceController
 from controllers.garbagecollector import GarbageCollector
 from controllers.hpa import HorizontalPodAutoscalerController
-from controllers.localpath import LocalPathProvisioner
+from controllers.localpath import DEFAULT_BASE_DIR, LocalPathProvisioner
 from controllers.namespace import NamespaceController
 from controllers.nodelifecycle import NodeLifecycleController
 from controllers.replicaset import ReplicaSetController
+from controllers.resourcequota import ResourceQuotaController
+from controllers.rootcacert import RootCACertPublisher
+from controllers.serviceaccount import ServiceAccountController
 from machinery import errors
 from machinery.client import AsyncClient
 from machinery.controller import run_workers
 from machinery.events import EventRecorder
 from machinery.informer import InformerFactory
 from machinery.kinds import lookup
+from machinery.kubeconfig import load_kubeconfig
 from machinery.leaderelection import LeaderElector
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,9 @@ CONTROLLERS: dict[str, tuple[Callable[..., Any], str]] = {
         "horizontal-pod-autoscaler",
     ),
     "localpath": (LocalPathProvisioner.from_factory, "tugboat.io/local-path"),
+    "resourcequota": (ResourceQuotaController.from_factory, "resourcequota-controller"),
+    "serviceaccount": (ServiceAccountController.from_factory, "service-account-controller"),
+    "root-ca-cert-publisher": (RootCACertPublisher.from_factory, "root-ca-cert-publisher"),
 }
 
 
@@ -239,8 +246,38 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="scale-down stabilisation window (seconds) of autoscalers without behavior",
     )
     p.add_argument("--horizontal-pod-autoscaler-tolerance", type=float, default=0.1)
+    p.add_argument(
+        "--local-path-dir",
+        default=DEFAULT_BASE_DIR,
+        help="where the local-path provisioner puts PersistentVolume data",
+    )
+    p.add_argument(
+        "--root-ca-file",
+        help="CA bundle published as kube-root-ca.crt in every namespace "
+        "(default: the CA of the kubeconfig; none over plain HTTP)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
+
+
+def root_ca(args: argparse.Namespace) -> bytes | None:
+    """``--root-ca-file``, else the CA the kubeconfig trusts (kube-controller-manager's
+    fallback), else None (``--server`` without one: a plain-HTTP API server)."""
+    if args.root_ca_file:
+        try:
+            with open(args.root_ca_file, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise SystemExit(f"cannot read --root-ca-file: {e}") from None
+    if args.server:
+        return None
+    cfg = load_kubeconfig(args.kubeconfig)
+    if cfg.ca_data:
+        return cfg.ca_data
+    if cfg.ca_file:
+        with open(cfg.ca_file, "rb") as f:
+            return f.read()
+    return None
 
 
 async def _main(args: argparse.Namespace) -> None:
@@ -270,6 +307,8 @@ async def _main(args: argparse.Namespace) -> None:
                 "downscale_window": args.horizontal_pod_autoscaler_downscale_stabilization,
                 "tolerance": args.horizontal_pod_autoscaler_tolerance,
             },
+            "localpath": {"base_dir": args.local_path_dir},
+            "root-ca-cert-publisher": {"root_ca": root_ca(args)},
         },
     )
     server = await serve_health(manager, args.bind_address, args.port) if args.port else None

@@ -4,7 +4,9 @@ Wiring: informers on ReplicaSets and Pods. A ReplicaSet event enqueues its key; 
 enqueues the ReplicaSet that controls it (verified by uid), or, for an orphan, every ReplicaSet
 in its namespace whose selector matches it.
 
-``reconcile(key)`` reads the ReplicaSet and the namespace's pods from the caches, adopts
+``reconcile(key)`` reads the ReplicaSet and the namespace's pods from the caches (the pods live
+when the pod cache has not yet reached the revision at which the ReplicaSet was first seen, see
+:mod:`controllers.freshness`), adopts
 matching orphans and releases owned pods that stopped matching, then, only when its
 :class:`~controllers.expectations.Expectations` for the key are satisfied, creates the missing
 pods in slow-start batches (1, 2, 4, ...; a batch error stops the rest) or deletes the least
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 from controllers import ownership
 from controllers.conditions import get_condition, new_condition, remove_condition, set_condition
 from controllers.expectations import Expectations
+from controllers.freshness import FirstSeen
 from controllers.objects import (
     controller_ref,
     is_deleting,
@@ -176,6 +179,7 @@ class ReplicaSetController:
         expectations: Expectations | None = None,
         now: Callable[[], float] = time.time,
         burst: int = BURST_REPLICAS,
+        pods_revision: Callable[[], str | None] | None = None,
     ) -> None:
         self.client = client
         self.replicasets = replicasets
@@ -185,6 +189,8 @@ class ReplicaSetController:
         self.expectations = expectations or Expectations()
         self.now = now
         self.burst = burst
+        self.pods_revision = pods_revision  # the pod cache's last revision (freshness)
+        self.first_seen = FirstSeen()
 
     @classmethod
     def from_factory(
@@ -192,10 +198,11 @@ class ReplicaSetController:
     ) -> ReplicaSetController:
         rs_inf = factory.informer(REPLICASETS)
         pod_inf = factory.informer(PODS)
+        kw.setdefault("pods_revision", lambda: pod_inf.last_resource_version)
         ctl = cls(
             factory.client, replicasets=rs_inf.store, pods=pod_inf.store, recorder=recorder, **kw
         )
-        rs_inf.add_handler(ctl.enqueue, lambda _old, new: ctl.enqueue(new), ctl.on_rs_delete)
+        rs_inf.add_handler(ctl.on_rs_add, lambda _old, new: ctl.enqueue(new), ctl.on_rs_delete)
         pod_inf.add_handler(ctl.on_pod_add, ctl.on_pod_update, ctl.on_pod_delete)
         return ctl
 
@@ -204,8 +211,13 @@ class ReplicaSetController:
     def enqueue(self, rs: Obj) -> None:
         self.queue.add(key_of(rs))
 
+    def on_rs_add(self, rs: Obj) -> None:
+        self.first_seen.observe(rs)
+        self.enqueue(rs)
+
     def on_rs_delete(self, rs: Obj) -> None:
         self.expectations.delete(key_of(rs))
+        self.first_seen.forget(rs)
         self.enqueue(rs)
 
     def _owner_of(self, pod: Obj) -> Obj | None:
@@ -268,7 +280,7 @@ class ReplicaSetController:
             return None
         needs_sync = self.expectations.satisfied(key)
         selector = _selector(rs)
-        active = [p for p in self.pods.list(namespace) if is_pod_active(p)]
+        active = [p for p in await self._namespace_pods(rs) if is_pod_active(p)]
         pods = await self._claim(rs, selector, active)
 
         error: Exception | None = None
@@ -294,6 +306,18 @@ class ReplicaSetController:
         return None
 
     # -- steps ---------------------------------------------------------------------------------
+
+    async def _namespace_pods(self, rs: Obj) -> list[Obj]:
+        """The pods of ``rs``'s namespace: from the cache once it has seen every pod created
+        before ``rs`` appeared, otherwise read live."""
+        if self.first_seen.covered(rs, self.pods_revision):
+            return self.pods.list(namespace_of(rs))
+        body = await self.client.list(PODS, namespace_of(rs))
+        items = body.get("items") or []
+        for pod in items:
+            pod.setdefault("apiVersion", PODS.api_version)
+            pod.setdefault("kind", PODS.kind)
+        return items
 
     async def _claim(self, rs: Obj, selector: LabelSelector, pods: list[Obj]) -> list[Obj]:
         plan = ownership.plan_claim(rs, lambda p: selector.matches(labels_of(p)), pods)

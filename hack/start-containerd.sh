@@ -3,6 +3,7 @@
 #
 #   hack/start-containerd.sh [--bridge NAME] [--pod-cidr CIDR] DIR [SOCKET]
 #   hack/start-containerd.sh --stop DIR [SOCKET]
+#   hack/start-containerd.sh --foreground [--bridge NAME] [--pod-cidr CIDR] DIR [SOCKET]
 #
 # Start writes DIR/containerd.toml (containerd config v2 with the CRI settings RUNTIME.md lists)
 # and DIR/cni/conf/10-tugboat.conflist (bridge + host-local + portmap), starts containerd in the
@@ -13,6 +14,10 @@
 # daemon and its shims, unmounts what is left under DIR, deletes the bridge and the CNI cache
 # entries of this network, and -- when no other tugboat containerd runs -- the global
 # CNI-HOSTPORT-* chains and the ip_forward setting the bridge plugin turned on.
+#
+# Foreground writes the same files and then becomes containerd (exec; its log on stdout and
+# stderr, its pid in DIR/containerd.pid), for a supervisor that restarts it when it exits
+# (tug up). An instance of DIR already running in the background is stopped first.
 #
 # Settings (flags win over environment): TUG_BRIDGE (tug0), TUG_POD_CIDR (10.244.0.0/24),
 # TUG_SANDBOX_IMAGE (localhost/tugboat/pause:1). Must run as root.
@@ -27,15 +32,16 @@ args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --stop) mode=stop; shift ;;
+        --foreground) mode=foreground; shift ;;
         --bridge) bridge=$2; shift 2 ;;
         --pod-cidr) pod_cidr=$2; shift 2 ;;
         --sandbox-image) sandbox_image=$2; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) args+=("$1"); shift ;;
     esac
 done
 if [[ ${#args[@]} -lt 1 || ${#args[@]} -gt 2 ]]; then
-    echo "usage: $0 [--stop] [--bridge NAME] [--pod-cidr CIDR] DIR [SOCKET]" >&2
+    echo "usage: $0 [--stop|--foreground] [--bridge NAME] [--pod-cidr CIDR] DIR [SOCKET]" >&2
     exit 2
 fi
 [[ $(id -u) -eq 0 ]] || { echo "start-containerd.sh: must run as root" >&2; exit 1; }
@@ -168,16 +174,32 @@ EOF
 EOF
 }
 
+# The bridge with its gateway address, made now rather than by CNI at the first pod, so host
+# services pods talk to (the API server's advertise address) can listen on it from the start.
+# The CNI bridge plugin adopts an existing bridge that already has the gateway address.
+ensure_bridge() {
+    local gateway
+    gateway=$(python3 -c 'import ipaddress, sys; n = ipaddress.ip_network(sys.argv[1]); print(f"{next(n.hosts())}/{n.prefixlen}")' "$pod_cidr")
+    ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
+    ip -4 addr show dev "$bridge" | grep -q " ${gateway} " || ip addr add "$gateway" dev "$bridge"
+    ip link set "$bridge" up
+}
+
+prepare() {
+    command -v containerd >/dev/null || { log "containerd not installed (hack/install-runtime.sh)"; exit 1; }
+    write_config
+    ensure_bridge
+    printf 'bridge=%q\npod_cidr=%q\n' "$bridge" "$pod_cidr" >"$dir/instance.env"
+    [[ -f $dir/ip_forward.orig ]] || cat /proc/sys/net/ipv4/ip_forward >"$dir/ip_forward.orig"
+    rm -f "$socket"
+}
+
 start() {
     if running_pid >/dev/null && answers; then
         log "already running (pid $(running_pid), socket $socket)"
         return 0
     fi
-    command -v containerd >/dev/null || { log "containerd not installed (hack/install-runtime.sh)"; exit 1; }
-    write_config
-    printf 'bridge=%q\npod_cidr=%q\n' "$bridge" "$pod_cidr" >"$dir/instance.env"
-    [[ -f $dir/ip_forward.orig ]] || cat /proc/sys/net/ipv4/ip_forward >"$dir/ip_forward.orig"
-    rm -f "$socket"
+    prepare
     setsid containerd --config "$dir/containerd.toml" >>"$dir/containerd.log" 2>&1 </dev/null &
     echo $! >"$pidfile"
     local deadline=$((SECONDS + 30))
@@ -194,6 +216,20 @@ start() {
         sleep 0.1
     done
     log "running (pid $(cat "$pidfile"), socket $socket, bridge $bridge, pod CIDR $pod_cidr)"
+}
+
+foreground() {
+    local pid
+    if pid=$(running_pid); then
+        log "stopping the background instance (pid $pid) to run in the foreground"
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    prepare
+    echo $$ >"$pidfile"
+    log "exec containerd (pid $$, socket $socket, bridge $bridge, pod CIDR $pod_cidr)"
+    exec containerd --config "$dir/containerd.toml" </dev/null
 }
 
 stop() {

@@ -24,10 +24,11 @@ from typing import Any
 from machinery.informer import Informer, Store
 from machinery.kinds import lookup
 
-from . import adopt, logs, specs
+from . import adopt, eviction, logs, specs
 from . import labels as L
 from . import metrics as resource_metrics
 from .backoff import Backoff
+from .cgroups import CgroupManager
 from .cri.client import AsyncRuntimeClient
 from .node import CidrAllocator, Machine, NodeConfig, NodeStatus
 from .podworker import NullRecorder, PodWorker, Recorder, WorkerContext
@@ -51,6 +52,7 @@ class AgentConfig:
     root_dir: str = "/var/lib/tugboat/kubelet"  # pod volumes: <root_dir>/pods/<uid>
     cluster_dns: tuple[str, ...] = ("10.96.0.10",)
     cluster_domain: str = "cluster.local"
+    local_registries: tuple[str, ...] = ()  # registries treated as reachable (see podworker)
     labels: dict[str, str] = field(default_factory=dict)
     pleg_period: float = 1.0
     resync: float | None = 60.0
@@ -63,6 +65,7 @@ class AgentConfig:
     container_log_max_size: int = logs.MAX_SIZE  # bytes; bigger logs are rotated
     container_log_max_files: int = logs.MAX_FILES
     log_rotate_period: float = 10.0
+    eviction_period: float = eviction.DEFAULT_PERIOD  # emptyDir sizeLimit checks
 
     def node_config(self) -> NodeConfig:
         return NodeConfig(
@@ -152,7 +155,15 @@ class NodeAgent:
             image_backoff=Backoff(c.backoff_initial, c.backoff_max),
             start_backoff=Backoff(c.backoff_initial, c.backoff_max),
             resync=c.resync,
+            local_registries=frozenset(c.local_registries),
+            cgroups=self._cgroups(),
         )
+
+    def _cgroups(self) -> CgroupManager | None:
+        """Pod cgroups under the agent's cgroup root (none for the fake runtime)."""
+        if self.runtime_name == "tugboat-fake":
+            return None
+        return CgroupManager(self.config.cgroup_root, pods=lambda: list(self.pods.values()))
 
     # -- running -----------------------------------------------------------------------------
 
@@ -180,6 +191,8 @@ class NodeAgent:
         self._spawn(self.sampler.run(), "resource metrics")
         if self.runtime_name != "tugboat-fake":
             self._spawn(self._rotate_logs(), "log rotation")
+            evict = eviction.run(self.workers.values, self.config.eviction_period)
+            self._spawn(evict, "eviction")
 
     async def run(self) -> None:
         await self.start()

@@ -38,6 +38,8 @@ from machinery import errors
 from machinery.kinds import lookup
 from machinery.quantity import cpu_millis, to_bytes
 
+from .satoken import Token, TokenKey
+
 Obj = dict[str, Any]
 CONFIGMAPS, SECRETS, SERVICES = lookup("configmaps"), lookup("secrets"), lookup("services")
 MASTER_SERVICE = ("default", "kubernetes")
@@ -57,6 +59,8 @@ class Sources:
     configmaps: dict[str, dict[str, bytes] | None] = field(default_factory=dict)
     secrets: dict[str, dict[str, bytes] | None] = field(default_factory=dict)
     services: list[Obj] = field(default_factory=list)
+    #: ServiceAccount tokens of projected volumes (:class:`kubelet.satoken.TokenManager`)
+    tokens: dict[TokenKey, Token | str] = field(default_factory=dict)
 
     def get(self, kind: str, name: str) -> dict[str, bytes] | None:
         return (self.configmaps if kind == "configmap" else self.secrets).get(name)

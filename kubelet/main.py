@@ -48,6 +48,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--root-dir", default="/var/lib/tugboat/kubelet", help="pod volumes live here")
     p.add_argument("--cluster-dns", default="10.96.0.10", help="comma-separated; empty: host's")
     p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument(
+        "--local-registries",
+        default="",
+        help="comma-separated HOST[:PORT]s reachable from here: imagePullPolicy Always re-pulls "
+        "present images from them (loopback HOST:PORT always counts)",
+    )
     p.add_argument("--node-labels", default="", help="k=v,k2=v2")
     p.add_argument("--lease-period", type=float, default=10.0)
     p.add_argument("--status-period", type=float, default=60.0)
@@ -68,6 +74,7 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
         root_dir=args.root_dir,
         cluster_dns=tuple(x for x in args.cluster_dns.split(",") if x),
         cluster_domain=args.cluster_domain,
+        local_registries=tuple(x for x in args.local_registries.split(",") if x),
         labels=labels,
         lease_period=args.lease_period,
         status_period=args.status_period,

@@ -8,14 +8,17 @@ of :meth:`PodWorker.sync` is level-triggered and idempotent:
 1. read the pod's sandboxes and containers from CRI (:func:`kubelet.observe.observe`);
 2. a pod being deleted (or gone) is torn down: preStop, SIGTERM, grace, SIGKILL, sandbox
    stop and removal, cgroup and log cleanup, then the deletion is finished with
-   ``gracePeriodSeconds=0`` (uid precondition) — and the worker ends;
+   ``gracePeriodSeconds=0`` (uid precondition) — and the worker ends; a pod the agent evicted
+   (:meth:`PodWorker.evict`, :mod:`kubelet.eviction`) is killed at once and reported Failed
+   with reason Evicted, a ``DisruptionTarget`` condition and an ``Evicted`` event;
 3. otherwise the due probes run (:class:`kubelet.probes.PodProbes`; a liveness/startup
    failure adds a kill), :func:`kubelet.plan.compute_plan` decides, volumes and the
    ConfigMaps/Secrets the pod uses are set up before anything starts (a FailedMount holds the
    pod in ContainerCreating and is retried; later passes refresh their files), and
-   :meth:`PodWorker._execute` acts: images (ImageStatus first, never a pull of a present
-   image; pull failures back off as ErrImagePull → ImagePullBackOff), sandbox, containers,
-   with events;
+   :meth:`PodWorker._execute` acts: images (ImageStatus first; a present image is pulled
+   again only under ``Always`` from a registry reachable here, :mod:`kubelet.images.reachable`;
+   pull failures back off as ErrImagePull → ImagePullBackOff), sandbox (its pod cgroup and
+   limits first, :mod:`kubelet.cgroups`), containers, with events;
 4. the status (:func:`kubelet.status.pod_status`) is written through ``pods/NAME/status`` as a
    merge patch of the changed top-level fields, only when it changed.
 
@@ -29,22 +32,26 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from machinery import errors
 from machinery.kinds import lookup
 
-from . import specs
+from . import eviction, specs
 from . import volumes as vol
 from .backoff import Backoff
+from .cgroups import CgroupManager, pod_cgroup
 from .cri.client import AsyncRuntimeClient
 from .cri.errors import CriError
 from .cri.names import normalize_image
 from .env import Sources, fetch_sources
+from .images.reachable import reachable
 from .observe import EXITED, PodRuntime, observe
 from .plan import Plan, Start, backoff_key, compute_plan, pod_ref
 from .probes import HandlerRunner, PodProbes, ProbeReport
-from .status import TERMINAL, pod_status
+from .satoken import TokenManager
+from .status import TERMINAL, pod_status, rfc3339
 from .termination import MIN_GRACE, kill_pod, remove_container, remove_pod, stop_container
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,7 @@ PODS = lookup("pods")
 Obj = dict[str, Any]
 KEEP_DEAD = 2  # instances per container name kept (the newest two: status and --previous)
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
+DISRUPTION_TARGET = "DisruptionTarget"  # the condition of a pod the node agent evicts
 MOUNT_RETRY_MAX = 30.0  # a failed volume set-up is retried at most this far apart
 
 
@@ -80,6 +88,9 @@ class WorkerContext:
     clock: Callable[[], float] = time.time
     resync: float | None = 60.0  # a pass at least this often (None: only on events)
     mounter: vol.Mounter = field(default_factory=vol.Mounter)
+    local_registries: frozenset[str] = frozenset()  # besides loopback: Always re-pulls there
+    cgroups: CgroupManager | None = None  # pod-level cgroups (None: the runtime is fake)
+    tokens: TokenManager = field(default_factory=TokenManager)  # projected SA tokens
 
 
 def pull_policy(c: Obj) -> str:
@@ -125,6 +136,7 @@ class PodWorker:
         self.host_volumes: dict[str, vol.HostVolume] = {}
         self.sources = Sources()
         self.mount_failures = 0
+        self.evicted: str | None = None  # the eviction message, once evicted
         self._event = asyncio.Event()
         self._event.set()
 
@@ -139,6 +151,16 @@ class PodWorker:
 
     def wake(self) -> None:
         self._event.set()
+
+    def evict(self, message: str) -> None:
+        """Evict the pod (:mod:`kubelet.eviction`): kill it, report Failed/Evicted."""
+        if self.evicted is None:
+            self.evicted = message
+            self._event.set()
+
+    def empty_dir(self, name: str) -> Path:
+        """Where the pod's ``emptyDir`` volume ``name`` lives on the host."""
+        return self.volumes.emptydir_path(name)
 
     # -- loop --------------------------------------------------------------------------------
 
@@ -180,6 +202,9 @@ class PodWorker:
             if rt.running() or any(s.ready for s in rt.sandboxes):
                 await kill_pod(ctx.runtime, rt)
             return None
+        if self.evicted is not None:
+            await self._evict(pod, rt, self.evicted)
+            return None
         ip = rt.sandbox.ip if rt.sandbox is not None and rt.sandbox.ready else ""
         probes = await self.probes.sync(pod, rt, ip)
         for type_, reason, message in probes.events:
@@ -194,6 +219,9 @@ class PodWorker:
             wake = _earliest(wake, min(MOUNT_RETRY_MAX, 2.0**self.mount_failures))
         elif spec_volumes(pod) and rt.sandbox is not None:
             await self._prepare(pod, ip)  # keep configMap/secret/downward API files current
+        refresh = ctx.tokens.next_refresh(pod)  # token files are refreshed in place
+        if refresh is not None and (ctx.resync is None or refresh < ctx.resync):
+            wake = _earliest(wake, refresh)
         changed = False
         if not plan.idle:
             changed, exec_wake = await self._execute(pod, plan, rt)
@@ -252,6 +280,9 @@ class PodWorker:
             changed = True
         if plan.create_sandbox:
             sandbox_config = specs.sandbox_config(pod, ctx.node, plan.sandbox_attempt)
+            if ctx.cgroups is not None:
+                cgroup = pod_cgroup(pod, ctx.node.cgroup_root, specs.qos_class(specs.spec(pod)))
+                await asyncio.to_thread(ctx.cgroups.apply, cgroup)
             try:
                 sandbox_id = await ctx.runtime.run_pod_sandbox(sandbox_config)
             except CriError as err:
@@ -339,6 +370,7 @@ class PodWorker:
         self.sources = await fetch_sources(ctx.client, pod)
         if not spec_volumes(pod):
             return True
+        self.sources.tokens = await ctx.tokens.fetch(ctx.client, pod)
         claims = await vol.fetch_claims(ctx.client, pod)
         try:
             self.host_volumes = await asyncio.to_thread(
@@ -367,12 +399,15 @@ class PodWorker:
         except (CriError, ValueError) as err:
             self.errors[name] = ("InvalidImageName", str(err))
             return ctx.resync or 60.0
-        if present is not None:
+        policy = pull_policy(c)
+        if present is not None and not (
+            policy == "Always" and reachable(image, ctx.local_registries)
+        ):
             self._event_for(
                 pod, "Normal", "Pulled", f'Container image "{image}" already present on machine'
             )
             return None
-        if pull_policy(c) == "Never":
+        if policy == "Never":
             message = f'Container image "{image}" is not present with pull policy of Never'
             self.errors[name] = ("ErrImageNeverPull", message)
             self._event_for(pod, "Warning", "ErrImageNeverPull", message)
@@ -427,6 +462,30 @@ class PodWorker:
                 if c.state == EXITED:
                     await remove_container(self.ctx.runtime, c.id, c.log_path)
 
+    async def _evict(self, pod: Obj, rt: PodRuntime, message: str) -> None:
+        """Kill the pod at once and report it Failed with reason Evicted."""
+        ctx = self.ctx
+        self._event_for(pod, "Warning", eviction.REASON, message)
+        for c in rt.running():
+            self._event_for(pod, "Normal", "Killing", f"Stopping container {c.name}")
+        await kill_pod(ctx.runtime, rt, 0)
+        rt = await observe(ctx.runtime, self.uid, ctx.node.name)
+        status = pod_status(
+            pod, rt, {}, host_ip=ctx.node.ip, now=ctx.clock(), runtime_name=ctx.runtime_name
+        )
+        status.update(phase="Failed", reason=eviction.REASON, message=message)
+        status["conditions"] = [
+            *(c for c in status.get("conditions") or [] if c["type"] != DISRUPTION_TARGET),
+            {
+                "type": DISRUPTION_TARGET,
+                "status": "True",
+                "reason": "TerminationByKubelet",
+                "message": message,
+                "lastTransitionTime": rfc3339(ctx.clock()),
+            },
+        ]
+        await self._write_status(pod, status)
+
     # -- termination -------------------------------------------------------------------------
 
     async def terminate(self, pod: Obj | None, rt: PodRuntime) -> None:
@@ -442,9 +501,12 @@ class PodWorker:
             await remove_pod(
                 ctx.runtime,
                 rt,
-                cgroup_parent=specs.cgroup_parent(ctx.node, self.uid),
                 log_dir=specs.log_directory(ctx.node, self.last_pod),
             )
+        if ctx.cgroups is not None:
+            busy = await asyncio.to_thread(ctx.cgroups.remove, self.uid)
+            if busy:
+                log.warning("pod %s: cgroups still busy: %s", self.name, busy[:3])
         await asyncio.to_thread(self.volumes.teardown)
         ctx.backoff.forget_prefix(f"{self.uid}/")
         ctx.image_backoff.forget_prefix(f"{self.uid}/")

@@ -13,6 +13,8 @@ Routes (the Kubernetes kubelet's paths):
   session ends with one status frame: ``Success`` or ``NonZeroExitCode`` with the code in
   ``details.causes[ExitCode]``. Without stdin and tty the command runs through CRI ExecSync;
   with them, through CRI Exec: the agent relays frames to the runtime's streaming server.
+- ``/portForward/{namespace}/{pod}?port=N`` over WebSocket: one forwarded TCP connection
+  (see :mod:`kubelet.portforward`).
 - ``GET /stats/summary`` (node and pod CPU/memory from CRI stats), ``GET /pods``,
   ``GET /healthz``.
 """
@@ -39,6 +41,7 @@ from .cri.errors import CriError
 from .cri.logs import parse_timestamp
 from .logs import LogOptions, follow
 from .observe import RUNNING, ContainerRecord, observe
+from .portforward import PortForwarder
 from .specs import meta, spec
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,7 @@ class NodeServer:
                 Route("/containerLogs/{namespace}/{pod}/{container}", self.logs),
                 WebSocketRoute("/exec/{namespace}/{pod}/{container}", self.exec),
                 WebSocketRoute("/attach/{namespace}/{pod}/{container}", self.exec),
+                WebSocketRoute("/portForward/{namespace}/{pod}", PortForwarder(agent).serve),
                 *resource_metrics.routes(lambda: [agent.sampler] if agent.sampler else []),
             ]
         )

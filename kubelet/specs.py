@@ -8,9 +8,11 @@ Contracts:
 - Seccomp: **RuntimeDefault unless the pod or container asks for** ``Unconfined`` (Kubernetes
   defaults to Unconfined; tugboat chooses the safer default). ``Localhost`` profiles are passed
   through.
-- Cgroups: the sandbox and its containers live under ``<cgroup_root>/pod<uid>`` (cgroupfs);
-  cpu shares come from requests, the CFS quota and the memory limit from limits, the OOM score
-  from the QoS class, as the kubelet computes them.
+- Cgroups: the sandbox and its containers live in the pod's cgroup, placed by QoS class as
+  the kubelet's cgroupfs driver does: ``<cgroup_root>/kubepods/pod<uid>`` (Guaranteed),
+  ``.../kubepods/burstable/pod<uid>``, ``.../kubepods/besteffort/pod<uid>`` (its limits:
+  :mod:`kubelet.cgroups`); a container's cpu shares come from requests, the CFS quota and the
+  memory limit from limits, the OOM score from the QoS class, as the kubelet computes them.
 - Command/args pass through unchanged: the runtime applies Kubernetes' ENTRYPOINT/CMD rules
   (``command`` replaces the entrypoint and drops CMD; ``args`` alone replaces CMD).
 - Env: built by :func:`kubelet.env.environment` (values, downward API, ConfigMaps, Secrets,
@@ -87,8 +89,18 @@ def pod_key(pod: Obj) -> str:
     return f"{meta(pod).get('namespace', '')}/{meta(pod).get('name', '')}"
 
 
-def cgroup_parent(node: NodeContext, uid: str) -> str:
-    return f"{node.cgroup_root.rstrip('/')}/pod{uid}"
+QOS_CGROUPS = {"Guaranteed": "", "Burstable": "burstable", "BestEffort": "besteffort"}
+
+
+def qos_cgroup(cgroup_root: str, qos: str) -> str:
+    """The QoS class's cgroup: ``<root>/kubepods`` (Guaranteed) or ``<root>/kubepods/<class>``."""
+    base = f"{cgroup_root.rstrip('/')}/kubepods"
+    return f"{base}/{QOS_CGROUPS[qos]}" if QOS_CGROUPS[qos] else base
+
+
+def cgroup_parent(node: NodeContext, pod: Obj) -> str:
+    """The pod's cgroup (the sandbox's ``cgroup_parent``), as the kubelet's cgroupfs driver."""
+    return f"{qos_cgroup(node.cgroup_root, qos_class(spec(pod)))}/pod{pod_uid(pod)}"
 
 
 def log_directory(node: NodeContext, pod: Obj) -> str:
@@ -119,7 +131,8 @@ def container_hash(container: Obj) -> str:
 # QoS and resources
 
 
-def _resources(c: Obj) -> tuple[Obj, Obj]:
+def requests_and_limits(c: Obj) -> tuple[Obj, Obj]:
+    """A container's (requests, limits); requests default to limits, as API defaulting does."""
     res = c.get("resources") or {}
     limits = dict(res.get("limits") or {})
     requests = dict(res.get("requests") or {})
@@ -134,7 +147,7 @@ def qos_class(pod_spec: Obj) -> str:
     any_set = False
     guaranteed = True
     for c in containers:
-        requests, limits = _resources(c)
+        requests, limits = requests_and_limits(c)
         if any(k in requests or k in limits for k in ("cpu", "memory")):
             any_set = True
         for r in ("cpu", "memory"):
@@ -157,7 +170,7 @@ def oom_score_adj(qos: str, memory_request: int, memory_capacity: int) -> int:
 
 
 def linux_resources(c: Obj, qos: str, node: NodeContext) -> pb.LinuxContainerResources:
-    requests, limits = _resources(c)
+    requests, limits = requests_and_limits(c)
     shares = MIN_SHARES
     if "cpu" in requests:
         shares = max(MIN_SHARES, cpu_millis(requests["cpu"]) * 1024 // 1000)
@@ -296,7 +309,7 @@ def sandbox_config(pod: Obj, node: NodeContext, attempt: int = 0) -> pb.PodSandb
         labels=L.pod_labels(str(m.get("name")), str(m.get("namespace")), uid, node.name),
         annotations={L.GRACE_PERIOD: str(grace_period(pod))},
         linux=pb.LinuxPodSandboxConfig(
-            cgroup_parent=cgroup_parent(node, uid),
+            cgroup_parent=cgroup_parent(node, pod),
             security_context=sc,
             sysctls={x["name"]: str(x["value"]) for x in psc.get("sysctls") or []},
         ),

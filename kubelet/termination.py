@@ -7,8 +7,8 @@ Contracts:
   period (at least :data:`MIN_GRACE` seconds): the runtime sends SIGTERM, then SIGKILL.
 - :func:`kill_pod` stops every live container concurrently, then every sandbox (which frees the
   pod's IP). It is idempotent; a container or sandbox that vanished meanwhile is not an error.
-- :func:`remove_pod` removes containers and sandboxes, the pod's cgroup directories (CRI never
-  removes the pod level) and its log directory (log files outlive RemoveContainer).
+- :func:`remove_pod` removes containers and sandboxes and the pod's log directory (log files
+  outlive RemoveContainer); the pod's cgroup is removed by the pod worker (:mod:`kubelet.cgroups`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 
-from .cri.cgroups import remove_cgroup
 from .cri.client import AsyncRuntimeClient
 from .cri.errors import CriError, CriNotFound
 from .observe import PodRuntime
@@ -109,10 +108,10 @@ async def remove_pod(
     runtime: AsyncRuntimeClient,
     rt: PodRuntime,
     *,
-    cgroup_parent: str | None,
     log_dir: str | None,
 ) -> None:
-    """Remove the pod's containers, sandboxes, cgroup and logs (after :func:`kill_pod`)."""
+    """Remove the pod's containers, sandboxes and logs (after :func:`kill_pod`); the pod's
+    cgroup is :class:`kubelet.cgroups.CgroupManager`'s."""
     for c in rt.all_containers():
         try:
             await runtime.remove_container(c.id)
@@ -124,10 +123,6 @@ async def remove_pod(
             await runtime.remove_pod_sandbox(s.id)
         except CriNotFound:
             pass
-    if cgroup_parent:
-        left = await asyncio.to_thread(remove_cgroup, cgroup_parent)
-        if left:
-            log.warning("pod cgroup %s still busy: %s", cgroup_parent, left[:3])
     if log_dir and Path(log_dir).is_dir():
         await asyncio.to_thread(shutil.rmtree, log_dir, True)
 

@@ -5,7 +5,8 @@ kubelet's layout, e.g. ``kubernetes.io~configmap``); containers get CRI ``Mount`
 (host path → container path). Contracts:
 
 - ``emptyDir``: a directory; ``medium: Memory`` is a tmpfs of ``sizeLimit`` (else the
-  kernel's default size). The disk ``sizeLimit`` is not enforced (no eviction manager yet).
+  kernel's default size). On disk, ``sizeLimit`` is enforced by eviction
+  (:mod:`kubelet.eviction`).
 - ``hostPath``: the host path itself, after Kubernetes' ``type`` check (``DirectoryOrCreate``,
   ``Directory``, ``FileOrCreate``, ``File``, ``Socket``, ``CharDevice``, ``BlockDevice``).
 - ``configMap``, ``secret``, ``downwardAPI``, ``projected``: files written by
@@ -15,7 +16,12 @@ kubelet's layout, e.g. ``kubernetes.io~configmap``); containers get CRI ``Mount`
   :meth:`PodVolumes.setup` (every pass of the pod worker) rewrites a changed payload. ``items``
   select and rename keys, ``defaultMode``/``mode`` set file modes (0644 by default); these
   volumes are always mounted read-only, as Kubernetes does. A missing object or key fails the
-  volume unless ``optional``.
+  volume unless ``optional``. A projected ``serviceAccountToken`` is a TokenRequest bound to the
+  pod (:mod:`kubelet.satoken`), rewritten in place once 80% of its lifetime has passed.
+  ``secret`` and ``projected`` volumes live on a tmpfs of their own
+  (:data:`TMPFS_PER_SOURCE` per source: room for two copies of the largest object during a
+  swap), so secret data never reaches the node's disk; such a volume found on disk but not
+  mounted (left by ``tug down``, or by an older agent) is deleted and made again on tmpfs.
 - ``persistentVolumeClaim``: the claim must be Bound; its PersistentVolume's ``hostPath`` (or
   ``local``) path is used (created if missing). Data outlives the pod.
 - ``volumeMounts``: ``subPath`` (created inside the volume if missing; no ``..`` or absolute
@@ -43,11 +49,14 @@ from machinery.quantity import to_bytes
 
 from .cri import api_pb2 as pb
 from .env import Sources, field_ref, resource_ref
+from .satoken import Token, token_key
 
 Obj = dict[str, Any]
 PVCS, PVS = lookup("persistentvolumeclaims"), lookup("persistentvolumes")
 DATA = "..data"
 DEFAULT_MODE = 0o644
+TMPFS_PER_SOURCE = 2 << 20  # bytes: twice the API's 1 MiB object limit
+_IN_MEMORY = ("secret", "projected")  # plugins whose files Kubernetes keeps on tmpfs
 _PROPAGATION = {
     "HostToContainer": pb.PROPAGATION_HOST_TO_CONTAINER,
     "Bidirectional": pb.PROPAGATION_BIDIRECTIONAL,
@@ -233,8 +242,8 @@ def check_host_path(volume: str, path: str, kind: str) -> None:
 class Mounter:
     """tmpfs mounts through the ``mount`` command (root only)."""
 
-    def mount_tmpfs(self, path: str, size: int | None) -> None:
-        options = "mode=0777" + (f",size={size}" if size else "")
+    def mount_tmpfs(self, path: str, size: int | None, mode: int = 0o777) -> None:
+        options = f"mode={mode:o}" + (f",size={size}" if size else "")
         subprocess.run(
             ["mount", "-t", "tmpfs", "-o", options, "tmpfs", path],
             check=True,
@@ -312,6 +321,10 @@ class PodVolumes:
     def _plugin_dir(self, plugin: str, name: str) -> Path:
         return self.dir / "volumes" / _PLUGINS[plugin] / name
 
+    def emptydir_path(self, name: str) -> Path:
+        """Where ``emptyDir`` volume ``name`` is (whether or not it exists yet)."""
+        return self._plugin_dir("emptyDir", name)
+
     def _one(
         self,
         pod: Obj,
@@ -382,8 +395,22 @@ class PodVolumes:
                 name, pod, spec, sources, mode, pod_ip, host_ip, cpu_millis, memory
             )
         path = self._plugin_dir(plugin, name)
+        if plugin in _IN_MEMORY and not self.mounter.is_mounted(str(path)):
+            sources_count = len(spec.get("sources") or []) if plugin == "projected" else 1
+            self._memory_dir(name, path, TMPFS_PER_SOURCE * max(1, sources_count))
         write_atomic(path, payload)
         return HostVolume(str(path), read_only=True)
+
+    def _memory_dir(self, name: str, path: Path, size: int) -> None:
+        """Make ``path`` a fresh tmpfs of ``size`` bytes (nothing left behind on failure)."""
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        try:
+            self.mounter.mount_tmpfs(str(path), size, 0o755)
+        except (OSError, subprocess.CalledProcessError) as err:
+            path.rmdir()
+            raise VolumeError(name, f"mount tmpfs: {err}") from None
 
     def _projected(
         self,
@@ -430,6 +457,12 @@ class PodVolumes:
                 payload.update(
                     downward_payload(name, pod, items, mode, pod_ip, host_ip, cpu_millis, memory)
                 )
+            elif source.get("serviceAccountToken"):
+                s = source["serviceAccountToken"]
+                got = sources.tokens.get(token_key(pod, s))
+                if not isinstance(got, Token):
+                    raise VolumeError(name, f"failed to fetch token: {got or 'not requested'}")
+                payload[_check_rel(name, s.get("path", ""))] = (got.token.encode(), mode)
         return payload
 
     def _claim(self, name: str, ref: Obj, claims: dict[str, Claim]) -> HostVolume:

@@ -5,6 +5,8 @@ are JSON (``orjson``), patches carry the content type of their kind, watches str
 newline-delimited ``{"type", "object"}`` events. Every non-2xx answer is raised as the
 :mod:`machinery.errors` class its ``Status`` reason names (a body that is not a ``Status`` maps
 by HTTP code); a watch ``ERROR`` event is raised the same way (``Expired`` → ``errors.Gone``).
+A ``429 TooManyRequests`` is tried again after its ``Retry-After``, up to ten times, as
+client-go does.
 
 Objects travel as plain dicts. Calls on a namespaced type without a namespace use the client's
 ``namespace`` (from the kubeconfig context, else ``"default"``), except ``list``/``watch`` where no
@@ -14,7 +16,9 @@ building and response decoding below and differ only in how they do I/O.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +38,8 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
     "apply": "application/apply-patch+yaml",
 }
 DEFAULT_PAGE_SIZE = 500
+THROTTLE_RETRIES = 10  # tries of a request answered 429 TooManyRequests, as client-go does
+MAX_RETRY_AFTER = 10  # seconds: a longer Retry-After is cut to this
 WATCH_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
 
 Object = dict[str, Any]
@@ -87,6 +93,13 @@ def error_from_response(resp: httpx.Response) -> errors.ApiError:
     if retry_after and retry_after.isdigit():
         err.details.setdefault("retryAfterSeconds", int(retry_after))
     return err
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    """Seconds to wait before retrying a 429: its ``Retry-After`` (whole seconds, at most
+    :data:`MAX_RETRY_AFTER`), else one second."""
+    value = resp.headers.get("Retry-After", "")
+    return float(min(int(value), MAX_RETRY_AFTER)) if value.isdigit() else 1.0
 
 
 def _decode(resp: httpx.Response) -> Object:
@@ -335,7 +348,12 @@ class Client(_Requests):
         )
 
     def _do(self, call: _Call) -> Object:
-        return _decode(self._http.request(call.method, call.path, **call.kwargs()))
+        for _ in range(THROTTLE_RETRIES):
+            resp = self._http.request(call.method, call.path, **call.kwargs())
+            if resp.status_code != 429:
+                break
+            time.sleep(_retry_after(resp))
+        return _decode(resp)
 
     def get(
         self,
@@ -514,7 +532,12 @@ class AsyncClient(_Requests):
         )
 
     async def _do(self, call: _Call) -> Object:
-        return _decode(await self._http.request(call.method, call.path, **call.kwargs()))
+        for _ in range(THROTTLE_RETRIES):
+            resp = await self._http.request(call.method, call.path, **call.kwargs())
+            if resp.status_code != 429:
+                break
+            await asyncio.sleep(_retry_after(resp))
+        return _decode(resp)
 
     async def get(
         self,

@@ -10,6 +10,10 @@ keeping its :class:`Store` equal to the server's state as of the last event seen
   revision has been compacted (410 Expired/Gone) the informer relists and emits synthetic
   add/update/delete calls for exactly the differences between the old store and the new list.
   Other failures are retried with capped exponential backoff; the store is kept meanwhile.
+* ``last_resource_version`` is the revision the store reflects (the list's, then every event's
+  and bookmark's): every object of the selection written at or before it is in the store.
+  The API server sends a bookmark only after seconds without events, so a quiet selection's
+  revision can trail the global one (see ``controllers/freshness.py``).
 * With ``resync_period``, every cached object is re-delivered to ``on_update(obj, obj)`` that
   often, so level-triggered controllers periodically revisit everything.
 * Objects in the store are shared, not copied: **never mutate them**; copy, change, write.

@@ -226,6 +226,32 @@ BUILTIN: tuple[ResourceType, ...] = (
     ResourceType(
         "storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", False, ("sc",)
     ),
+    ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", False
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        False,
+    ),
+    # Create-only reviews, answered without storage (apiserver/auth/reviews.py).
+    *(
+        ResourceType(group, "v1", kind, kind.lower() + "s", kind.lower(), ns, verbs=("create",))
+        for group, kind, ns in (
+            ("authorization.k8s.io", "SelfSubjectAccessReview", False),
+            ("authorization.k8s.io", "SelfSubjectRulesReview", False),
+            ("authorization.k8s.io", "SubjectAccessReview", False),
+            ("authorization.k8s.io", "LocalSubjectAccessReview", True),
+            ("authentication.k8s.io", "SelfSubjectReview", False),
+        )
+    ),
 )
 
 

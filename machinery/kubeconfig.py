@@ -4,6 +4,8 @@
 credentials (bearer token or client certificate) and how to verify the server (CA file or
 inline data, or ``insecure-skip-tls-verify``). Relative file paths are relative to the kubeconfig
 file, as kubectl reads them. Only the first file of a ``KUBECONFIG`` list is read (no merging).
+:func:`merge_kubeconfig` and :func:`unmerge_kubeconfig` add and remove one named cluster, user
+and context in a user's kubeconfig, leaving every other entry as it was.
 """
 
 from __future__ import annotations
@@ -147,15 +149,21 @@ def write_kubeconfig(
     *,
     token: str | None = None,
     ca_data: bytes | None = None,
+    cert_data: bytes | None = None,
+    key_data: bytes | None = None,
     name: str = "tugboat",
     namespace: str = "default",
 ) -> None:
     """Write a one-cluster, one-user, one-context kubeconfig (mode 0600, replaced atomically)
-    that kubectl and the kubernetes clients accept; its context ``name`` is current."""
+    that kubectl and the kubernetes clients accept; its context ``name`` is current. The user
+    authenticates with ``token`` or the client certificate ``cert_data``/``key_data`` (PEM)."""
     cluster: dict[str, Any] = {"server": server}
     if ca_data:
         cluster["certificate-authority-data"] = base64.b64encode(ca_data).decode()
     user: dict[str, Any] = {"token": token} if token else {}
+    if cert_data and key_data:
+        user["client-certificate-data"] = base64.b64encode(cert_data).decode()
+        user["client-key-data"] = base64.b64encode(key_data).decode()
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -178,3 +186,154 @@ def write_kubeconfig(
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What :func:`merge_kubeconfig` did to the target file."""
+
+    path: str
+    server: str  # the merged cluster's server
+    changed: bool  # False: the entries were already there, the file was not rewritten
+    backup: str | None  # the previous content, when there was a file to change
+    current_context: str | None  # the target's current-context after the merge
+    set_current: bool  # True when the merge set current-context (there was none)
+
+
+def _read_doc(path: Path) -> dict[str, Any]:
+    """A kubeconfig file as a mapping; an absent or empty file is an empty Config."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise KubeconfigError(f"cannot read kubeconfig {path}: {e}") from e
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise KubeconfigError(f"kubeconfig {path} is not valid YAML: {e}") from e
+    if not isinstance(doc, dict):
+        raise KubeconfigError(f"kubeconfig {path} is not a mapping")
+    for key in ("clusters", "users", "contexts"):
+        if not isinstance(doc.get(key) or [], list):
+            raise KubeconfigError(f"kubeconfig {path}: {key} is not a list")
+    return doc
+
+
+def _is(entry: Any, name: str) -> bool:
+    return isinstance(entry, dict) and entry.get("name") == name
+
+
+def _entry(doc: dict[str, Any], key: str, name: str) -> dict[str, Any] | None:
+    return next((e for e in doc.get(key) or [] if _is(e, name)), None)
+
+
+def _put(items: list[Any], entry: dict[str, Any]) -> list[Any]:
+    """``items`` with ``entry`` in place of the item of the same name, else appended."""
+    if any(_is(e, entry["name"]) for e in items):
+        return [entry if _is(e, entry["name"]) else e for e in items]
+    return [*items, entry]
+
+
+def _write_doc(path: Path, doc: dict[str, Any], mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(doc, f, sort_keys=False)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _save(path: Path, doc: dict[str, Any], backup: Path) -> None:
+    """Replace ``path`` atomically, keeping its mode; its old content goes to ``backup``."""
+    mode = 0o600
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        backup.write_bytes(path.read_bytes())
+        os.chmod(backup, 0o600)
+    _write_doc(path, doc, mode)
+
+
+_FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
+
+
+def _absolute(entry: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``entry`` with its file references made absolute (relative ones are relative to the
+    file they were read from, and the entry is moving to another file)."""
+    out = dict(entry)
+    for section in ("cluster", "user"):
+        body = out.get(section)
+        if isinstance(body, dict):
+            out[section] = {
+                k: str(base / os.path.expanduser(v))
+                if k in _FILE_FIELDS and isinstance(v, str) and v
+                else v
+                for k, v in body.items()
+            }
+    return out
+
+
+def backup_path(path: str) -> str:
+    """Where :func:`merge_kubeconfig` and :func:`unmerge_kubeconfig` keep the previous file."""
+    return f"{path}.tugboat.bak"
+
+
+def merge_kubeconfig(source: str, target: str, name: str = "tugboat") -> MergeResult:
+    """Copy the cluster, user and context called ``name`` from ``source`` into ``target``
+    (created if absent), as ``kubectl config set-cluster/set-credentials/set-context`` would:
+    entries of other names are left as they are, entries called ``name`` are replaced, and
+    ``current-context`` is set to ``name`` only when ``target`` has none. Idempotent: nothing
+    is written when ``target`` already holds the same entries. Before a change the previous
+    file is copied to :func:`backup_path`."""
+    src = _read_doc(Path(source))
+    entries: dict[str, dict[str, Any]] = {}
+    for key in ("clusters", "users", "contexts"):
+        entry = _entry(src, key, name)
+        if entry is None:
+            raise KubeconfigError(f"{source} has no {key[:-1]} named {name!r}")
+        entries[key] = _absolute(entry, Path(source).resolve().parent)
+    path = Path(target)
+    doc = _read_doc(path)
+    before = yaml.safe_dump(doc, sort_keys=False)
+    doc.setdefault("apiVersion", "v1")
+    doc.setdefault("kind", "Config")
+    for key, entry in entries.items():
+        doc[key] = _put(list(doc.get(key) or []), entry)
+    set_current = not doc.get("current-context")
+    if set_current:
+        doc["current-context"] = name
+    doc.setdefault("preferences", {})
+    changed = yaml.safe_dump(doc, sort_keys=False) != before
+    backup = backup_path(target) if changed and path.exists() else None
+    if changed:
+        _save(path, doc, Path(backup_path(target)))
+    server = str((entries["clusters"].get("cluster") or {}).get("server", ""))
+    return MergeResult(target, server, changed, backup, doc.get("current-context"), set_current)
+
+
+def unmerge_kubeconfig(target: str, name: str = "tugboat", server: str | None = None) -> bool:
+    """Remove the cluster, user and context called ``name`` from ``target`` (and
+    ``current-context`` when it names it), backing the file up first. With ``server``, only
+    when the cluster entry still points there (another cluster may have been merged since).
+    Returns True when the file changed."""
+    path = Path(target)
+    doc = _read_doc(path)
+    cluster = (_entry(doc, "clusters", name) or {}).get("cluster") or {}
+    if server is not None and cluster.get("server") != server:
+        return False
+    found = False
+    for key in ("clusters", "users", "contexts"):
+        kept = [e for e in doc.get(key) or [] if not _is(e, name)]
+        found = found or len(kept) != len(doc.get(key) or [])
+        if key in doc:
+            doc[key] = kept
+    if doc.get("current-context") == name:
+        doc["current-context"] = ""
+        found = True
+    if found:
+        _save(path, doc, Path(backup_path(target)))
+    return found

@@ -938,6 +938,35 @@ def _priority_class_cells(pc: Obj, now: datetime) -> list[Any]:
     ]
 
 
+def _role_cells(role: Obj, now: datetime) -> list[Any]:
+    return _crd_definition_cells(role, now)
+
+
+def _binding_cells(b: Obj, now: datetime) -> list[Any]:
+    ref = b.get("roleRef") or {}
+    subjects = b.get("subjects") or []
+
+    def names(kind: str) -> str:
+        return ", ".join(
+            (
+                f"{s.get('namespace', '')}/{s.get('name', '')}"
+                if kind == "ServiceAccount"
+                else s.get("name", "")
+            )
+            for s in subjects
+            if s.get("kind") == kind
+        )
+
+    return [
+        _name(b),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        _age(b, now),
+        names("User"),
+        names("Group"),
+        names("ServiceAccount"),
+    ]
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -1177,6 +1206,26 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("apiextensions.k8s.io", "CustomResourceDefinition"): _Printer(
         (NAME, Column("Created At", type="date", description=_AGE_DESC)), _crd_definition_cells
     ),
+    **{
+        ("rbac.authorization.k8s.io", kind): _Printer(
+            (NAME, Column("Created At", type="date", description=_AGE_DESC)), _role_cells
+        )
+        for kind in ("Role", "ClusterRole")
+    },
+    **{
+        ("rbac.authorization.k8s.io", kind): _Printer(
+            (
+                NAME,
+                _col("Role", "Role to bind to."),
+                AGE,
+                _col("Users", "Users in the binding.", priority=1),
+                _col("Groups", "Groups in the binding.", priority=1),
+                _col("ServiceAccounts", "ServiceAccounts in the binding.", priority=1),
+            ),
+            _binding_cells,
+        )
+        for kind in ("RoleBinding", "ClusterRoleBinding")
+    },
 }
 _EVENT_COLUMNS = (
     _col("Last Seen", "The time at which the most recent occurrence of this event was recorded."),

@@ -1,4 +1,6 @@
-"""``tug scheduler --server URL [--kubeconfig F] [--leader-elect] [--metrics-port P]``."""
+"""``tug scheduler --server URL [--kubeconfig F] [--leader-elect] [--metrics-port P]``.
+
+The ``--leader-elect-*`` timers carry kube-scheduler's names and defaults (15 s, 10 s, 2 s)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"campaign for the {LEASE_NAMESPACE}/{LEASE_NAME} Lease before scheduling",
     )
     p.add_argument(
+        "--leader-elect-lease-duration",
+        type=float,
+        default=15,
+        help="seconds a standby waits after the last renewal before taking the lease",
+    )
+    p.add_argument(
+        "--leader-elect-renew-deadline",
+        type=float,
+        default=10,
+        help="seconds the leader keeps retrying a renewal before it stops leading",
+    )
+    p.add_argument(
+        "--leader-elect-retry-period",
+        type=float,
+        default=2,
+        help="seconds between two attempts to acquire or renew",
+    )
+    p.add_argument("--identity", help="leader election identity (default: host_id)")
+    p.add_argument(
         "--metrics-port",
         type=int,
         default=0,
@@ -47,7 +68,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="pods/binding POSTs on the wire at once",
     )
     p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    lease, renew, retry = (
+        args.leader_elect_lease_duration,
+        args.leader_elect_renew_deadline,
+        args.leader_elect_retry_period,
+    )
+    if not lease > renew > retry * 1.2:
+        p.error("need --leader-elect-lease-duration > --leader-elect-renew-deadline > 1.2 x retry")
+    return args
 
 
 def make_client(args: argparse.Namespace) -> AsyncClient:
@@ -71,8 +100,16 @@ async def run(args: argparse.Namespace) -> None:
         if args.leader_elect:
             from machinery.leaderelection import LeaderElector
 
-            identity = f"{socket.gethostname()}_{id(sched):x}"
-            elector = LeaderElector(client, LEASE_NAME, LEASE_NAMESPACE, identity=identity)
+            identity = args.identity or f"{socket.gethostname()}_{id(sched):x}"
+            elector = LeaderElector(
+                client,
+                LEASE_NAME,
+                LEASE_NAMESPACE,
+                identity=identity,
+                lease_duration=args.leader_elect_lease_duration,
+                renew_deadline=args.leader_elect_renew_deadline,
+                retry_period=args.leader_elect_retry_period,
+            )
             await elector.run(sched.run)
         else:
             await sched.run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,3 +67,9 @@ class Authorizer(Protocol):
     """Decides one request; the reason is shown to the user on 403."""
 
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]: ...
+
+
+#: The user of the request being served: set by authentication in the request's task, read by
+#: authorization, admission (NodeRestriction, RBAC escalation checks) and the review endpoints.
+#: None means no authentication is in force (``--insecure``, or the server's own writes).
+REQUEST_USER: ContextVar[UserInfo | None] = ContextVar("tugboat_request_user", default=None)

@@ -2,18 +2,21 @@
 
     tug down [--data-dir D] [--purge]
 
-Stops the supervisor (which stops every component), kills any component process it left
-(matched by pid and start time, never by name), then stops each node's containerd instance with
-``hack/start-containerd.sh --stop`` (removing every pod sandbox and its containers, the bridge
-and the CNI state) and removes the nodes' cgroup roots. The store is kept, so a later ``tug up``
-resumes the same objects; ``--purge`` deletes ``D`` as well. Running it on a stopped cluster is
-not an error.
+Stops the supervisor (which stops every component, each node's containerd last), kills any
+component process it left (matched by pid and start time, never by name), then starts each
+node's containerd once more on its own and stops it with ``hack/start-containerd.sh --stop``
+(removing every pod sandbox through CRI, so CNI releases addresses and NAT rules, then the
+containers left, the bridge and the CNI state), removes the nodes' cgroup roots and unmounts
+what node agents mounted inside ``D`` (tmpfs volumes of pods: secrets, memory emptyDirs). The store
+is kept, so a later ``tug up`` resumes the same objects; ``--purge`` deletes ``D`` as well.
+Running it on a stopped cluster is not an error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import CONTAINERD_SCRIPT, REPO, ClusterError, DataDir, parser, run_main
+from .kubeconfig import unmerge
 from .procs import ProcessRef, terminate, wait_gone
 
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
@@ -61,19 +65,48 @@ def stop_runtimes(nodes: list[dict[str, Any]]) -> None:
     if present and os.geteuid() != 0:
         raise ClusterError("stopping containerd needs root")
     for node in present:
-        out = subprocess.run(
-            ["bash", str(CONTAINERD_SCRIPT), "--stop", node["containerdDir"], node["socket"]],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=REPO,
-        )
-        if out.returncode != 0:
-            last = (out.stderr or out.stdout).strip().splitlines() or ["(no output)"]
-            raise ClusterError(f"stopping containerd of {node['name']} failed: {last[-1]}")
+        where = [node["containerdDir"], node["socket"]]
+        if (Path(node["containerdDir"]) / "containerd.toml").exists():
+            net = ["--bridge", node["bridge"], "--pod-cidr", node["podCIDR"]]
+            _script([*net, *where], f"restarting containerd of {node['name']} for cleanup")
+        _script(["--stop", *where], f"stopping containerd of {node['name']}")
         remove_cgroup_tree(node["cgroupRoot"])
     for parent in {str(Path(n["cgroupRoot"]).parent) for n in present} - {"/"}:
         remove_cgroup_tree(parent, only_if_empty=True)
+
+
+def mounts_under(mounts_text: str, root: Path) -> list[str]:
+    """Mount points strictly inside ``root`` in a ``/proc/mounts`` text, deepest first."""
+    prefix = str(root).rstrip("/") + "/"
+    points = []
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) > 1:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+            if point.startswith(prefix):
+                points.append(point)
+    return sorted(points, key=lambda p: -p.count("/"))
+
+
+def unmount_under(root: Path) -> None:
+    """Unmount every mount inside ``root`` (pod volumes the node agents left mounted)."""
+    if os.geteuid() != 0:
+        return
+    for point in mounts_under(Path("/proc/self/mounts").read_text(), root.resolve()):
+        subprocess.run(["umount", point], capture_output=True, check=False, timeout=30)
+
+
+def _script(args: list[str], what: str) -> None:
+    out = subprocess.run(
+        ["bash", str(CONTAINERD_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    if out.returncode != 0:
+        last = (out.stderr or out.stdout).strip().splitlines() or ["(no output)"]
+        raise ClusterError(f"{what} failed: {last[-1]}")
 
 
 def remove_cgroup_tree(path: str, mount: Path = CGROUP_MOUNT, only_if_empty: bool = False) -> None:
@@ -102,7 +135,11 @@ def remove_cgroup_tree(path: str, mount: Path = CGROUP_MOUNT, only_if_empty: boo
 
 def down(argv: list[str]) -> int:
     p = parser("tug down", "Stop a local tugboat cluster (and its containers).")
-    p.add_argument("--purge", action="store_true", help="also delete the data dir")
+    p.add_argument(
+        "--purge",
+        action="store_true",
+        help="also delete the data dir and the context tug up --merge-kubeconfig added",
+    )
     args = p.parse_args(argv)
     d = DataDir.at(args.data_dir)
     if not d.root.exists():
@@ -114,7 +151,9 @@ def down(argv: list[str]) -> int:
         found = stop_processes(d)
         cluster = d.cluster() or {}
         stop_runtimes(list(cluster.get("nodes") or []))
+        unmount_under(d.root)
     if args.purge:
+        print(unmerge(d) or "", end="")
         shutil.rmtree(d.root)
         print(f"tugboat stopped; deleted {d.root}")
     elif found:

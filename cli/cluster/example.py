@@ -125,7 +125,7 @@ def example(argv: list[str]) -> int:
     server = (d.cluster() or {}).get("server")
     if not server:
         raise ClusterError(f"{d.spec_file} names no API server")
-    with Client(server) as client:
+    with Client.from_kubeconfig(str(d.kubeconfig)) as client:
         apply_objects(client, load_manifest(WEB_MANIFEST))
         goal = "run" if args.no_http else "answer"
         print(f"applied {WEB_MANIFEST}; waiting for 3 web pods to {goal}", flush=True)

@@ -81,7 +81,7 @@ def status(argv: list[str]) -> int:
     header = ["COMPONENT", "PID", "STATE", "RESTARTS", "SINCE"]
     print(table(header, component_rows(d.state() or {})))
     try:
-        with Client(server, timeout=5) as client:
+        with Client.from_kubeconfig(str(d.kubeconfig), timeout=5) as client:
             nodes = client.list(NODES).get("items") or []
     except (errors.ApiError, httpx.HTTPError) as err:
         print(f"nodes: the API server at {server} does not answer ({err})")

@@ -7,8 +7,13 @@ server on ``127.0.0.1:P`` with SQLite in ``D``, the controller-manager, the sche
 node agents: with ``--runtime containerd`` one agent per node, each on its own containerd
 instance (``hack/start-containerd.sh``: bridge ``tug<i>``, pod CIDR ``10.244.<i>.0/24``, socket
 ``D/containerd/node-<i>/containerd.sock``, the shipped images loaded); with ``--runtime fake``
-one process running N hollow nodes. Node ``i`` is named ``node-<i>``; its agent serves logs and
-exec on port ``P+1+i`` (containerd only).
+one process running N hollow nodes. Each containerd is a supervised component too
+(``containerd-node-<i>``, first in the start order, its log in ``D/logs/``): the images are
+loaded into a short-lived instance before the supervisor starts, and a containerd that exits
+is restarted like any other component. Node ``i`` is named ``node-<i>``; its agent serves logs and
+exec on port ``P+1+i`` (containerd only). Node state stays inside ``D``: pod volumes under
+``D/nodes/<node>/kubelet`` (``D/nodes/kubelet`` for hollow nodes), local-path PersistentVolumes
+under ``D/local-path``, so two clusters on one machine never share it.
 
 Returns 0 once the API server answers and every node is Ready; a second ``tug up`` on a running
 cluster says so and returns 0. ``--bridge-prefix`` and ``--first-subnet`` let several clusters
@@ -21,6 +26,7 @@ import ipaddress
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -36,6 +42,7 @@ from machinery.client import Client
 from machinery.kinds import lookup
 from machinery.kubeconfig import write_kubeconfig
 
+from . import kubeconfig
 from .common import (
     BUILD_IMAGES_SCRIPT,
     CONTAINERD_SCRIPT,
@@ -45,6 +52,7 @@ from .common import (
     parser,
     run_main,
 )
+from .credentials import kubeconfig_path, write_credentials
 from .supervisor import ComponentSpec, write_json
 
 NODES = lookup("nodes")
@@ -88,6 +96,7 @@ class ClusterPlan:
     node_names: list[str]
     nodes: list[NodePlan]  # containerd only
     components: list[ComponentSpec]
+    secure: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +105,7 @@ class ClusterPlan:
             "nodeNames": self.node_names,
             "nodes": [n.to_json() for n in self.nodes],
             "components": [c.to_json() for c in self.components],
+            "secure": self.secure,
         }
 
 
@@ -108,6 +118,8 @@ def plan(
     bridge_prefix: str = "tug",
     first_subnet: int = 0,
     python: str = sys.executable,
+    secure: bool = True,
+    advertise: str = "auto",
 ) -> ClusterPlan:
     """The processes and node settings for a cluster (pure: no I/O). Raises ClusterError for
     settings that cannot work."""
@@ -117,22 +129,36 @@ def plan(
         raise ClusterError("--nodes must be at least 1")
     if not 0 < port < 65536 - nodes - 1:
         raise ClusterError(f"--port {port} is out of range")
-    server = f"http://127.0.0.1:{port}"
+    server = f"{'https' if secure else 'http'}://127.0.0.1:{port}"
+    advertise_at = advertise_address(advertise, runtime, first_subnet)
+
+    def connect(component: str) -> list[str]:
+        """How a component reaches the API server: with its own kubeconfig when secure."""
+        if secure:
+            return ["--kubeconfig", str(kubeconfig_path(data_dir, component))]
+        return ["--server", server]
+
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     logs = data_dir / "nodes"
-    components = [
+    manager = [python, "-m", "controllers", *connect("controller-manager")]
+    manager += ["--no-leader-elect", "--port", "0"]
+    manager += ["--local-path-dir", str(data_dir / "local-path")]  # PV data stays per cluster
+    components: list[ComponentSpec] = []
+    components += [
         ComponentSpec(
             "apiserver",
-            [python, "-m", "apiserver", "--port", str(port), "--data-dir", str(data_dir)],
+            [python, "-m", "apiserver", "--port", str(port), "--data-dir", str(data_dir)]
+            + (["--secure"] if secure else [])
+            + (["--advertise-address", advertise_at] if advertise_at else []),
             env,
             ready_url=f"{server}/readyz",
         ),
         ComponentSpec(
             "controller-manager",
-            [python, "-m", "controllers", "--server", server, "--no-leader-elect", "--port", "0"],
+            manager,
             env,
         ),
-        ComponentSpec("scheduler", [python, "-m", "scheduler", "--server", server], env),
+        ComponentSpec("scheduler", [python, "-m", "scheduler", *connect("scheduler")], env),
     ]
     names = [f"node-{i}" for i in range(nodes)]
     node_plans: list[NodePlan] = []
@@ -140,9 +166,9 @@ def plan(
         components.append(
             ComponentSpec(
                 "kubelet",
-                [python, "-m", "kubelet.main", "--server", server, "--runtime", "fake",
+                [python, "-m", "kubelet.main", *connect("kubelet"), "--runtime", "fake",
                  "--hollow-nodes", str(nodes), "--hollow-prefix", "node-", "--port", "0",
-                 "--log-root", str(logs / "pods")],
+                 "--log-root", str(logs / "pods"), "--root-dir", str(logs / "kubelet")],
                 env,
             )
         )  # fmt: skip
@@ -161,27 +187,53 @@ def plan(
             node = NodePlan(name, bridge, cidr, str(cdir), str(sock), port + 1 + i,
                             f"/tugboat/{bridge}")  # fmt: skip
             node_plans.append(node)
+            components.insert(
+                i,
+                ComponentSpec(
+                    f"containerd-{name}",
+                    ["bash", str(CONTAINERD_SCRIPT), "--foreground", "--bridge", bridge,
+                     "--pod-cidr", cidr, str(cdir), str(sock)],
+                    ready_socket=str(sock),
+                    stop_timeout=15.0,
+                ),
+            )  # fmt: skip
             components.append(
                 ComponentSpec(
                     f"kubelet-{name}",
-                    [python, "-m", "kubelet.main", "--server", server, "--node-name", name,
+                    [python, "-m", "kubelet.main", *connect(f"kubelet-{name}"), "--node-name", name,
                      "--runtime-endpoint", f"unix://{sock}", "--port", str(node.kubelet_port),
                      "--pod-cidr", cidr, "--log-root", str(logs / name / "pods"),
-                     "--cgroup-root", node.cgroup_root],
+                     "--root-dir", str(logs / name / "kubelet"), "--cgroup-root", node.cgroup_root],
                     env,
                 )
             )  # fmt: skip
         # one service proxy and one DNS server per machine: all node bridges share its netns
         chains = "".join(c for c in bridge_prefix.upper() if c.isalnum())[:9] or "TUG"
         bridges = [arg for n in node_plans for arg in ("--localnet-interface", n.bridge)]
-        proxy = [python, "-m", "kubelet.proxy", "--server", server, "--chain-prefix", chains]
+        proxy = [python, "-m", "kubelet.proxy", *connect("proxy"), "--chain-prefix", chains]
         components.append(ComponentSpec("proxy", proxy + bridges, env))
-        dns = [python, "-m", "kubelet.dns", "--server", server]
+        dns = [python, "-m", "kubelet.dns", *connect("dns")]
         components.append(ComponentSpec("dns", dns, env))
-    return ClusterPlan(data_dir, server, runtime, names, node_plans, components)
+    return ClusterPlan(data_dir, server, runtime, names, node_plans, components, secure)
 
 
 # --- preflight ---------------------------------------------------------------------------
+
+
+def advertise_address(choice: str, runtime: str, first_subnet: int) -> str | None:
+    """The API server's advertise address for ``--advertise-address CHOICE``: ``auto`` is the
+    gateway address of node 0's bridge on a containerd cluster (a host address every pod
+    reaches, and nothing outside the machine does; the bridge is made before the API server
+    starts), nothing with hollow nodes; ``none`` is nothing; anything else must be an IP."""
+    if choice == "none" or (choice == "auto" and runtime != "containerd"):
+        return None
+    if choice == "auto":
+        return str(next(ipaddress.ip_network(f"10.244.{first_subnet}.0/24").hosts()))
+    try:
+        ipaddress.ip_address(choice)
+    except ValueError:
+        raise ClusterError(f"--advertise-address {choice!r} is not an IP address") from None
+    return choice
 
 
 def _port_free(port: int) -> bool:
@@ -236,7 +288,8 @@ def _run(cmd: list[str], what: str, timeout: float) -> None:
 
 
 def start_runtimes(p: ClusterPlan, say: Callable[[str], None]) -> None:
-    """Start each node's containerd and load the shipped images into it (both idempotent)."""
+    """Load the shipped images into each node's containerd (idempotent), through an instance
+    started for the purpose and stopped after, so that the supervisor runs the one that stays."""
     images = p.data_dir / "images"
     for node in p.nodes:
         say(f"starting containerd for {node.name} (bridge {node.bridge}, {node.pod_cidr})")
@@ -251,6 +304,11 @@ def start_runtimes(p: ClusterPlan, say: Callable[[str], None]) -> None:
             [sys.executable, str(BUILD_IMAGES_SCRIPT), "--out", str(images), "--load", node.socket],
             f"images for {node.name}",
             600,
+        )
+        _run(
+            ["bash", str(CONTAINERD_SCRIPT), "--stop", node.containerd_dir, node.socket],
+            f"stopping the loading containerd of {node.name}",
+            120,
         )
 
 
@@ -308,9 +366,11 @@ def _last_line(path: Path) -> str:
     return (real or lines or ["no log"])[-1].strip()
 
 
-def _api_ready(server: str) -> bool:
+def _api_ready(server: str, ca_file: Path | None = None) -> bool:
+    verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
     try:
-        return httpx.get(f"{server}/readyz", timeout=1, trust_env=False).status_code == 200
+        r = httpx.get(f"{server}/readyz", timeout=1, trust_env=False, verify=verify)
+        return r.status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -356,6 +416,25 @@ def up(argv: list[str]) -> int:
     p_.add_argument("--bridge-prefix", default="tug", help="node i's bridge is PREFIX<i>")
     p_.add_argument("--first-subnet", type=int, default=0, help="node i gets 10.244.<F+i>.0/24")
     p_.add_argument("-q", "--quiet", action="store_true", help="print only the result")
+    p_.add_argument(
+        "--advertise-address",
+        default="auto",
+        metavar="IP|auto|none",
+        help="address pods reach the API server at through the kubernetes Service "
+        "(auto: node 0's bridge gateway with containerd)",
+    )
+    p_.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plain HTTP, no authentication or authorization (local experiments only)",
+    )
+    p_.add_argument(
+        "--merge-kubeconfig",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also add a 'tugboat' context to PATH (default $KUBECONFIG or ~/.kube/config)",
+    )
     args = p_.parse_args(argv)
     d = DataDir.at(args.data_dir)
 
@@ -367,6 +446,8 @@ def up(argv: list[str]) -> int:
         if d.supervisor() is not None:
             server = (d.cluster() or {}).get("server", "?")
             print(f"tugboat is already running (API server {server}, data dir {d.root})")
+            if args.merge_kubeconfig is not None:
+                print(kubeconfig.merge(d, args.merge_kubeconfig), end="")
             return 0
         p = plan(
             d.root,
@@ -375,18 +456,25 @@ def up(argv: list[str]) -> int:
             port=args.port,
             bridge_prefix=args.bridge_prefix,
             first_subnet=args.first_subnet,
+            secure=not args.insecure,
+            advertise=args.advertise_address,
         )
         preflight(p)
         start_runtimes(p, say)
-        write_kubeconfig(str(d.kubeconfig), p.server)
+        if p.secure:
+            clients = [c.name for c in p.components if "--kubeconfig" in c.argv]
+            write_credentials(d.root, p.server, clients)
+        else:
+            write_kubeconfig(str(d.kubeconfig), p.server)
         write_json(d.spec_file, p.to_json())
         say("starting the control plane and node agents")
         launch_supervisor(d)
         deadline = time.monotonic() + args.timeout
         _wait("the supervisor", d.supervisor, deadline, d)
-        _wait(f"the API server at {p.server}", lambda: _api_ready(p.server), deadline, d)
+        ca = d.root / "pki" / "ca.crt" if p.secure else None
+        _wait(f"the API server at {p.server}", lambda: _api_ready(p.server, ca), deadline, d)
         say(f"waiting for {len(p.node_names)} node(s) to be Ready")
-        with Client(p.server) as client:
+        with Client.from_kubeconfig(str(d.kubeconfig)) as client:
             _wait(
                 "every node to be Ready",
                 lambda: ready_nodes(client, p.node_names) == set(p.node_names),
@@ -394,6 +482,8 @@ def up(argv: list[str]) -> int:
                 d,
             )
     print(next_steps(d, p), end="")
+    if args.merge_kubeconfig is not None:
+        print(kubeconfig.merge(d, args.merge_kubeconfig), end="")
     return 0
 
 

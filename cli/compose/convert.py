@@ -545,6 +545,7 @@ def _wait_for(
             )
             continue
         host, port = dns_name(dep), ports[0].container
+        # busybox nc has no -z: connect with stdin closed (exit 0 once connected)
         init.append(
             {
                 "name": f"wait-for-{host}",
@@ -552,8 +553,8 @@ def _wait_for(
                 "imagePullPolicy": "IfNotPresent",
                 "command": [
                     "sh", "-c",
-                    f"until nc -z -w 2 {host} {port}; do echo waiting for {host}:{port}; "
-                    "sleep 1; done",
+                    f"until nc -w 2 {host} {port} </dev/null; do "
+                    f"echo waiting for {host}:{port}; sleep 1; done",
                 ],
             }
         )  # fmt: skip

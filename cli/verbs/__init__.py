@@ -15,9 +15,11 @@ from cli.verbs import (
     modify,
     nodes,
     pods,
+    portforward,
     registry,
     rollout,
 )
 
 MODULES = [get, describe, apply, create, delete, modify, rollout, nodes, info, pods, completion]
 MODULES += [image, registry, compose]
+MODULES += [portforward]

@@ -5,6 +5,8 @@ Apply follows kubectl: the object written carries the annotation
 apply computes :func:`~machinery.patch.three_way_merge_patch` from (that annotation, the new
 manifest, the live object) and sends it as a strategic merge patch (built-in kinds) or a JSON
 merge patch (custom resources). An empty patch is reported ``unchanged`` and not sent.
+``-l`` applies only the manifests whose labels match; ``--prune`` then deletes what an earlier
+apply left behind (:mod:`cli.verbs.prune`).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from cli.errors import CliError
 from cli.manifests import Manifest
 from cli.output import OutputFormat, render_objects
 from cli.resources import qualified_kind
+from cli.verbs.prune import LAST_APPLIED, Applied, prune
 from machinery import errors
 from machinery.kinds import ResourceType
 from machinery.patch import supports_strategic, three_way_merge_patch
-
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+from machinery.selectors import LabelSelector
 
 
 def register(sub: Any) -> None:
@@ -38,6 +40,18 @@ def register(sub: Any) -> None:
     p.add_argument("--force-conflicts", action="store_true")
     p.add_argument("--field-manager", default=None)
     p.add_argument("--validate", default="strict")
+    p.add_argument("-l", "--selector", help="apply (and prune) only objects with these labels")
+    p.add_argument(
+        "--prune", action="store_true", help="delete applied objects this apply no longer names"
+    )
+    p.add_argument("--all", action="store_true", help="with --prune: no selector, prune all")
+    p.add_argument(
+        "--prune-allowlist",
+        action="append",
+        default=[],
+        metavar="GROUP/VERSION/KIND",
+        help="types to prune (default: kubectl's set), e.g. core/v1/ConfigMap; may repeat",
+    )
     p.set_defaults(func=run_apply)
 
 
@@ -116,14 +130,14 @@ def apply_one(session: Session, m: Manifest, dry_run: str) -> tuple[str, dict[st
         return "created", client.create(
             rt, modified, ns, dry_run=dry_run == "server", field_manager="kubectl-client-side-apply"
         )
+    if dry_run == "client":  # as kubectl: no patch is computed, an existing object "configured"
+        return "configured", current
     annotations = (current.get("metadata") or {}).get("annotations") or {}
     original = json.loads(annotations[LAST_APPLIED]) if annotations.get(LAST_APPLIED) else None
     strategic = supports_strategic(rt.kind, rt.api_version)
     patch = three_way_merge_patch(original, modified, current, rt.kind if strategic else None)
     if not patch:
         return "unchanged", current
-    if dry_run == "client":
-        return "configured", current
     result = api.patch(
         client,
         rt,
@@ -137,12 +151,65 @@ def apply_one(session: Session, m: Manifest, dry_run: str) -> tuple[str, dict[st
     return "configured", result
 
 
+def _check_prune_flags(args: argparse.Namespace) -> None:
+    if args.all and args.selector:
+        raise CliError("cannot set --all and --selector at the same time")
+    if args.prune and not (args.all or args.selector):
+        raise CliError(
+            "all resources selected for prune without explicitly passing --all. To prune all "
+            "resources, pass the --all flag. If you did not mean to prune all resources, "
+            "specify a label selector"
+        )
+
+
+def selected(items: list[Manifest], selector: str | None) -> list[Manifest]:
+    """The manifests whose labels match ``-l`` (all of them without one)."""
+    if not selector:
+        return items
+    try:
+        sel = LabelSelector.parse(selector)
+    except ValueError as e:
+        raise CliError(f"unable to parse selector {selector!r}: {e}") from None
+    out = [m for m in items if sel.matches((m.obj.get("metadata") or {}).get("labels"))]
+    if not out:
+        raise CliError("no objects passed to apply")
+    return out
+
+
+class _Visited:
+    """What an apply wrote, for prune: object identities and namespaces in first-seen order."""
+
+    def __init__(self) -> None:
+        self.objects: set[Applied] = set()
+        self.namespaces: list[str] = []
+
+    def add(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        ns = meta.get("namespace") if rt.namespaced else None
+        self.objects.add(Applied(rt.group, rt.kind, ns, meta.get("name", "")))
+        if ns and ns not in self.namespaces:
+            self.namespaces.append(ns)
+
+
+def _prune_after(session: Session, args: argparse.Namespace, visited: _Visited) -> bool:
+    return prune(
+        session,
+        visited.objects,
+        visited.namespaces,
+        selector=args.selector,
+        allowlist=args.prune_allowlist,
+        dry_run=args.dry_run,
+    )
+
+
 def run_apply(session: Session, args: argparse.Namespace) -> int:
+    _check_prune_flags(args)
     if args.server_side:
         return _server_side(session, args)
     fmt = OutputFormat.parse(args.output.removeprefix("=") if args.output else None)
-    items = manifests.load(args.filename, args.recursive)
+    items = selected(manifests.load(args.filename, args.recursive), args.selector)
     failed = False
+    visited = _Visited()
     for m in items:
         try:
             verdict, obj = apply_one(session, m, args.dry_run)
@@ -151,7 +218,10 @@ def run_apply(session: Session, args: argparse.Namespace) -> int:
             session.warn(format_api_error(e, f'error when {action} "{m.source}": '))
             failed = True
             continue
+        visited.add(session.resources.for_kind(m.obj["apiVersion"], m.obj["kind"]), obj)
         _report(session, fmt, m, obj, verdict, args.dry_run)
+    if args.prune and not failed:  # as kubectl: never prune after a failed apply
+        failed = not _prune_after(session, args, visited)
     return 1 if failed else 0
 
 
@@ -175,7 +245,8 @@ def _report(
 
 def _server_side(session: Session, args: argparse.Namespace) -> int:
     failed = False
-    for m in manifests.load(args.filename, args.recursive):
+    visited = _Visited()
+    for m in selected(manifests.load(args.filename, args.recursive), args.selector):
         obj = m.obj
         rt = session.resources.for_kind(obj["apiVersion"], obj["kind"])
         ns = target_namespace(session, rt, obj)
@@ -205,7 +276,10 @@ def _server_side(session: Session, args: argparse.Namespace) -> int:
             if before is None
             else ("unchanged" if rv(before) == rv(after) else "serverside-applied")
         )
+        visited.add(rt, after)
         session.print(f"{qualified_kind(rt)}/{name} {verdict}")
+    if args.prune and not failed:
+        failed = not _prune_after(session, args, visited)
     return 1 if failed else 0
 
 

@@ -3,7 +3,8 @@
 ``convert`` prints the manifests (YAML stream) and the warnings (stderr); ``up`` builds the
 services that have ``build`` (``tug image build``, loaded into every node), then applies the
 manifests like ``tug apply`` into ``-n`` (default: the context's namespace); ``down`` deletes
-what carries the project label (PersistentVolumeClaims only with ``-v``).
+what carries the project label (PersistentVolumeClaims only with ``-v``); pods a Deployment owns
+are left to the garbage collector (deleting them would only make their ReplicaSet replace them).
 """
 
 from __future__ import annotations
@@ -123,6 +124,11 @@ def run_up(session: Session, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _controlled(obj: dict[str, Any]) -> bool:
+    refs = obj["metadata"].get("ownerReferences") or []
+    return any(r.get("controller") for r in refs)
+
+
 def run_down(session: Session, args: argparse.Namespace) -> int:
     cf = _load(args)
     kinds = [*DOWN_KINDS, "PersistentVolumeClaim"] if args.volumes else list(DOWN_KINDS)
@@ -134,6 +140,8 @@ def run_down(session: Session, args: argparse.Namespace) -> int:
         body = session.client.list_all(rt, session.namespace, label_selector=selector)
         for obj in body.get("items") or []:
             name = obj["metadata"]["name"]
+            if _controlled(obj):
+                continue  # a Deployment's pod: the garbage collector removes it with its owner
             try:
                 session.client.delete(rt, name, session.namespace)
             except errors.NotFound:

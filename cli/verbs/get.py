@@ -24,6 +24,14 @@ def register(sub: Any) -> None:
     p.add_argument("-w", "--watch", action="store_true", help="after listing, watch changes")
     p.add_argument("--watch-only", action="store_true", help="watch changes, no initial list")
     p.add_argument("--show-labels", action="store_true", help="add a LABELS column")
+    p.add_argument(
+        "-L",
+        "--label-columns",
+        action="append",
+        default=[],
+        metavar="KEY[,KEY]",
+        help="a column per label key, e.g. -L app,tier (may repeat)",
+    )
     p.add_argument("--no-headers", action="store_true", help="omit the header line")
     p.add_argument("--ignore-not-found", action="store_true")
     p.add_argument("-f", "--filename", action="append", default=[])
@@ -41,6 +49,37 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
 def output_format(args: argparse.Namespace) -> OutputFormat:
     spec = args.output.removeprefix("=") if args.output else None
     return OutputFormat.parse(spec)
+
+
+def label_keys(args: argparse.Namespace) -> list[str]:
+    """The ``-L`` keys in order: comma-separated, repeatable, blanks dropped."""
+    return [k.strip() for spec in args.label_columns for k in spec.split(",") if k.strip()]
+
+
+def label_header(keys: list[str]) -> list[str]:
+    """kubectl's headers for ``-L``: the key's name part upper-cased (``app.k8s.io/part-of``
+    → ``PART-OF``)."""
+    return [k.rpartition("/")[2].upper() for k in keys]
+
+
+def label_cells(keys: list[str], meta: dict[str, Any]) -> list[str]:
+    """One cell per ``-L`` key: the label's value, empty when the object lacks it."""
+    labels = meta.get("labels") or {}
+    return [labels.get(k, "") for k in keys]
+
+
+def add_label_columns(
+    lines: list[list[str]], table: dict[str, Any], keys: list[str], *, headers: bool, labels: bool
+) -> list[list[str]]:
+    """``lines`` (from :func:`~cli.output.table_lines`) with one column per ``-L`` key, placed
+    as kubectl places them: after the table's columns, before ``--show-labels``' LABELS."""
+    if not keys:
+        return lines
+    rows = [(r.get("object") or {}).get("metadata") or {} for r in table.get("rows") or []]
+    extra = ([label_header(keys)] if headers else []) + [label_cells(keys, m) for m in rows]
+    if labels:  # LABELS stays last
+        return [ln[:-1] + cells + ln[-1:] for ln, cells in zip(lines, extra, strict=True)]
+    return [ln + cells for ln, cells in zip(lines, extra, strict=True)]
 
 
 def _from_files(session: Session, args: argparse.Namespace) -> list[Target]:
@@ -80,6 +119,13 @@ def run(session: Session, args: argparse.Namespace) -> int:
                 name_prefix=qualified_kind(t.rt) if prefix else "",
                 namespace_column=all_ns and t.rt.namespaced,
                 show_labels=args.show_labels,
+            )
+            lines = add_label_columns(
+                lines,
+                table,
+                label_keys(args),
+                headers=not args.no_headers,
+                labels=args.show_labels,
             )
             if printed:
                 session.print()
@@ -180,6 +226,8 @@ def watch(
     header = [defs[i]["name"].upper() for i in keep]
     if all_ns:
         header.insert(0, "NAMESPACE")
+    keys = label_keys(args)
+    header += label_header(keys)
     if args.show_labels:
         header.append("LABELS")
 
@@ -189,6 +237,7 @@ def watch(
         meta = obj.get("metadata") or {}
         if all_ns:
             out.insert(0, meta.get("namespace", ""))
+        out += label_cells(keys, meta)
         if args.show_labels:
             out.append(format_labels(meta.get("labels")))
         return out

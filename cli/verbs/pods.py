@@ -1,5 +1,12 @@
 """``tug logs|exec|top|autoscale``: the client side of COMPAT.md section 7 (log streaming,
-WebSocket exec with the ``v5.channel.k8s.io`` protocol, metrics.k8s.io reads, HPA creation)."""
+WebSocket exec with the ``v5.channel.k8s.io`` protocol, metrics.k8s.io reads, HPA creation).
+
+``logs`` follows kubectl: with ``-l`` every matching pod (its default container, or all with
+``--all-containers``) and the last 10 lines of each unless ``--tail`` says otherwise; one
+stream after the other, except ``-f`` over several streams, which follows them all at once
+(at most ``--max-log-requests``, default 5) and ends at the first error. ``--prefix`` starts
+each line with ``[pod/NAME/CONTAINER] ``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ import argparse
 import json
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cli import api
@@ -15,6 +24,7 @@ from cli.errors import CliError
 from cli.output import pad_columns
 from cli.verbs.modify import ref_text
 from machinery import errors, kinds
+from machinery.client import error_from_response
 from machinery.printers import format_label_selector
 from machinery.quantity import cpu_millis, to_bytes
 
@@ -28,14 +38,20 @@ def register(sub: Any) -> None:
     p.add_argument("-c", "--container")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-p", "--previous", action="store_true")
-    p.add_argument("--tail", type=int, default=-1)
+    p.add_argument("--tail", type=int, help="lines to show (-1: all; default all, 10 with -l)")
     p.add_argument("--since")
     p.add_argument("--since-time")
     p.add_argument("--timestamps", action="store_true")
     p.add_argument("--limit-bytes", type=int)
     p.add_argument("-l", "--selector")
     p.add_argument("--all-containers", action="store_true")
-    p.add_argument("--prefix", action="store_true")
+    p.add_argument("--prefix", action="store_true", help="start lines with [pod/NAME/CONTAINER]")
+    p.add_argument(
+        "--max-log-requests",
+        type=int,
+        default=5,
+        help="most log streams to follow at once with -l and -f (default 5)",
+    )
     p.set_defaults(func=run_logs)
     p = sub.add_parser("exec", help="run a command in a container")
     p.add_argument("target")
@@ -121,7 +137,7 @@ def log_params(args: argparse.Namespace, container: str) -> dict[str, str]:
         params["follow"] = "true"
     if args.previous:
         params["previous"] = "true"
-    if args.tail >= 0:
+    if args.tail is not None and args.tail >= 0:
         params["tailLines"] = str(args.tail)
     if args.since:
         params["sinceSeconds"] = str(_duration(args.since))
@@ -134,35 +150,129 @@ def log_params(args: argparse.Namespace, container: str) -> dict[str, str]:
     return params
 
 
+@dataclass(frozen=True)
+class LogStream:
+    """One container's log to print."""
+
+    namespace: str
+    pod: str
+    container: str
+
+    @property
+    def prefix(self) -> str:
+        return f"[pod/{self.pod}/{self.container}] "
+
+
+def defaulted_notice(pod: dict[str, Any], chosen: str) -> str | None:
+    """kubectl's note when it picked a container of several on its own, else None."""
+    spec = pod.get("spec") or {}
+    names = [c["name"] for c in spec.get("containers") or []]
+    annotated = (pod["metadata"].get("annotations") or {}).get(DEFAULT_CONTAINER)
+    if len(names) + len(spec.get("initContainers") or []) < 2 or annotated == chosen:
+        return None
+    names += [f"{c['name']} (init)" for c in spec.get("initContainers") or []]
+    return f'Defaulted container "{chosen}" out of: {", ".join(names)}'
+
+
+def log_streams(
+    session: Session, pods: list[dict[str, Any]], args: argparse.Namespace
+) -> list[LogStream]:
+    """The streams for ``pods``: the default (or ``-c``) container of each, or with
+    ``--all-containers`` the init containers then the containers, in spec order."""
+    out = []
+    for pod in pods:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        if args.all_containers:
+            names = [c["name"] for key in ("initContainers", "containers")
+                     for c in spec.get(key) or []]  # fmt: skip
+        else:
+            names = [default_container(pod, args.container)]
+            if not args.container and (notice := defaulted_notice(pod, names[0])):
+                session.warn(notice)
+        out += [LogStream(meta["namespace"], meta["name"], c) for c in names]
+    return out
+
+
+def print_log(
+    session: Session, stream: LogStream, args: argparse.Namespace, write: Callable[[str], None]
+) -> None:
+    """Copy one container's log (lines, prefixed with ``--prefix``) to ``write``."""
+    path = kinds.lookup("pods").path(stream.namespace, stream.pod, "log")
+    prefix = stream.prefix if args.prefix else ""
+    # the typed client has no raw streaming call yet: use its HTTP session
+    with session.client._http.stream(
+        "GET", path, params=log_params(args, stream.container), headers={"Accept": "*/*"},
+        timeout=None,
+    ) as resp:  # fmt: skip
+        if resp.is_error:
+            resp.read()
+            raise error_from_response(resp)
+        for line in resp.iter_lines():
+            write(prefix + line + "\n")
+
+
+def follow_all(
+    session: Session,
+    streams: list[LogStream],
+    args: argparse.Namespace,
+    write: Callable[[str], None],
+) -> None:
+    """Follow every stream at once, one thread each; return when all have ended, raise the
+    first error as soon as one fails (the other streams are then abandoned, as kubectl does)."""
+    lock = threading.Lock()
+    finished = threading.Event()
+    failures: list[Exception] = []
+    left = [len(streams)]
+
+    def follow(stream: LogStream) -> None:
+        try:
+            print_log(session, stream, args, write)
+        except Exception as e:  # re-raised in the calling thread
+            with lock:
+                failures.append(e)
+        finally:
+            with lock:
+                left[0] -= 1
+                if failures or not left[0]:
+                    finished.set()
+
+    for stream in streams:
+        threading.Thread(target=follow, args=(stream,), daemon=True).start()
+    finished.wait()
+    if failures:
+        raise failures[0]
+
+
 def run_logs(session: Session, args: argparse.Namespace) -> int:
     if args.container_arg and not args.container:
         args.container = args.container_arg
+    if args.selector and args.target:
+        raise CliError("only a selector (-l) or a POD name is allowed")
     pods = pods_for(session, args.target, args.selector)
-    if args.selector and args.tail < 0:
+    if args.selector and not pods:
+        session.warn(f"No resources found in {session.namespace} namespace.")
+        return 0
+    if args.selector and args.tail is None:
         args.tail = 10  # kubectl's default with a selector
-    client = session.client
-    for pod in pods:
-        meta = pod["metadata"]
-        containers = (
-            [c["name"] for c in pod["spec"].get("containers") or []]
-            if args.all_containers
-            else [default_container(pod, args.container)]
-        )
-        for c in containers:
-            prefix = f"[pod/{meta['name']}/{c}] " if args.prefix or len(pods) > 1 else ""
-            path = kinds.lookup("pods").path(meta["namespace"], meta["name"], "log")
-            # the typed client has no raw streaming call yet: use its HTTP session
-            with client._http.stream(
-                "GET", path, params=log_params(args, c), headers={"Accept": "*/*"}, timeout=None
-            ) as resp:
-                if resp.is_error:
-                    resp.read()
-                    from machinery.client import error_from_response
+    streams = log_streams(session, pods, args)
+    lock = threading.Lock()
 
-                    raise error_from_response(resp)
-                for line in resp.iter_lines():
-                    session.out.write(prefix + line + "\n")
-                    session.out.flush()
+    def write(text: str) -> None:
+        with lock:  # whole lines, whichever stream they come from
+            session.out.write(text)
+            session.out.flush()
+
+    if args.follow and len(streams) > 1:
+        if len(streams) > args.max_log_requests:
+            raise CliError(
+                f"you are attempting to follow {len(streams)} log streams, but maximum allowed "
+                f"concurrency is {args.max_log_requests}, use --max-log-requests to increase "
+                "the limit"
+            )
+        follow_all(session, streams, args, write)
+        return 0
+    for stream in streams:
+        print_log(session, stream, args, write)
     return 0
 
 

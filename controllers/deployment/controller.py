@@ -5,7 +5,9 @@ ReplicaSet event enqueues the Deployment controlling it (verified by uid) or, fo
 every Deployment in its namespace whose selector matches; a pod deletion enqueues the Deployment
 above its ReplicaSet (Recreate waits for old pods to go).
 
-``reconcile(key)`` follows Kubernetes' ``syncDeployment``: claim ReplicaSets (adopt/release);
+``reconcile(key)`` follows Kubernetes' ``syncDeployment``: claim ReplicaSets (adopt/release;
+read live while the ReplicaSet cache has not reached the revision at which the Deployment was
+first seen, see :mod:`controllers.freshness`);
 a Deployment being deleted only gets its status refreshed; a paused Deployment or a changed
 ``spec.replicas`` is a *scaling* sync (:mod:`scaling`); otherwise one rollout step of the
 strategy (:mod:`rolling`, :mod:`recreate`), then status and conditions (:mod:`progress`) and, once
@@ -36,6 +38,7 @@ from controllers.deployment.rolling import (
     plan_old_rss,
 )
 from controllers.deployment.scaling import is_scaling_event, plan_scale
+from controllers.freshness import FirstSeen
 from controllers.objects import (
     controller_ref,
     is_deleting,
@@ -82,6 +85,7 @@ class DeploymentController:
         recorder: Recorder,
         queue: WorkQueue | None = None,
         now: Callable[[], float] = time.time,
+        replicasets_revision: Callable[[], str | None] | None = None,
     ) -> None:
         self.client = client
         self.deployments = deployments
@@ -90,6 +94,8 @@ class DeploymentController:
         self.recorder = recorder
         self.queue = queue or WorkQueue(name=self.name)
         self.now = now
+        self.replicasets_revision = replicasets_revision  # the ReplicaSet cache's last revision
+        self.first_seen = FirstSeen()
 
     @classmethod
     def from_factory(
@@ -98,6 +104,7 @@ class DeploymentController:
         d_inf = factory.informer(DEPLOYMENTS)
         rs_inf = factory.informer(REPLICASETS)
         pod_inf = factory.informer(PODS)
+        kw.setdefault("replicasets_revision", lambda: rs_inf.last_resource_version)
         ctl = cls(
             factory.client,
             deployments=d_inf.store,
@@ -106,7 +113,7 @@ class DeploymentController:
             recorder=recorder,
             **kw,
         )
-        d_inf.add_handler(ctl.enqueue, lambda _old, new: ctl.enqueue(new), ctl.enqueue)
+        d_inf.add_handler(ctl.on_add, lambda _old, new: ctl.enqueue(new), ctl.on_delete)
         rs_inf.add_handler(ctl.on_rs_add, ctl.on_rs_update, ctl.on_rs_delete)
         pod_inf.add_handler(on_delete=ctl.on_pod_delete)
         return ctl
@@ -115,6 +122,14 @@ class DeploymentController:
 
     def enqueue(self, d: Obj) -> None:
         self.queue.add(key_of(d))
+
+    def on_add(self, d: Obj) -> None:
+        self.first_seen.observe(d)
+        self.enqueue(d)
+
+    def on_delete(self, d: Obj) -> None:
+        self.first_seen.forget(d)
+        self.enqueue(d)
 
     def _owner_of(self, rs: Obj) -> Obj | None:
         ref = controller_ref(rs)
@@ -268,7 +283,14 @@ class DeploymentController:
     # -- steps ---------------------------------------------------------------------------------
 
     async def _claim_replicasets(self, d: Obj, selector: LabelSelector) -> list[Obj]:
-        candidates = self.replicasets.list(namespace_of(d))
+        if self.first_seen.covered(d, self.replicasets_revision):
+            candidates = self.replicasets.list(namespace_of(d))
+        else:
+            body = await self.client.list(REPLICASETS, namespace_of(d))
+            candidates = body.get("items") or []
+            for rs in candidates:
+                rs.setdefault("apiVersion", REPLICASETS.api_version)
+                rs.setdefault("kind", REPLICASETS.kind)
         plan = ownership.plan_claim(d, lambda rs: selector.matches(labels_of(rs)), candidates)
         owned = list(plan.owned)
         if plan.adopt:

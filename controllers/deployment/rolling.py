@@ -82,8 +82,17 @@ def total_spec(rss: list[Obj]) -> int:
     return sum(spec_replicas(rs, 0) for rs in rss)
 
 
+def capped_available(rs: Obj) -> int:
+    """Available pods ``rs`` will still have once it reaches ``spec.replicas``.
+
+    A ReplicaSet just scaled down reports the pods it is about to delete as available until its
+    controller writes a fresh status; counting them would let a second scale-down step take the
+    availability below ``replicas - maxUnavailable``."""
+    return min(status_int(rs, "availableReplicas"), spec_replicas(rs, 0))
+
+
 def total_available(rss: list[Obj]) -> int:
-    return sum(status_int(rs, "availableReplicas") for rs in rss)
+    return sum(capped_available(rs) for rs in rss)
 
 
 def new_rs_new_replicas(d: Obj, all_rss: list[Obj], new_rs: Obj) -> int:
@@ -141,7 +150,7 @@ def plan_old_rss(d: Obj, all_rss: list[Obj], old_rss: list[Obj], new_rs: Obj | N
         if cleaned >= max_scaled_down:
             break
         size = sizes[name_of(rs)]
-        unhealthy = size - status_int(rs, "availableReplicas")
+        unhealthy = size - capped_available(rs)
         if size == 0 or unhealthy <= 0:
             continue
         step = min(max_scaled_down - cleaned, unhealthy)

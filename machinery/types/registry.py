@@ -18,6 +18,7 @@ from . import (
     core,
     discovery,
     policy,
+    rbac,
     scheduling,
 )
 from . import core_rules as cr
@@ -156,6 +157,26 @@ _ALL = (
         apiextensions.CustomResourceDefinition,
         _plain(apiextensions.default_crd),
         apiextensions.validate_crd,
+    ),
+    *(
+        KindRules(
+            "rbac.authorization.k8s.io/v1",
+            model.__name__,
+            model,
+            default,
+            validate,
+            rbac.path_segment_errors,
+        )
+        for model, default, validate in (
+            (rbac.Role, None, rbac.validate_role),
+            (rbac.ClusterRole, None, rbac.validate_cluster_role),
+            (rbac.RoleBinding, _plain(rbac.default_binding), rbac.validate_role_binding),
+            (
+                rbac.ClusterRoleBinding,
+                _plain(rbac.default_binding),
+                rbac.validate_cluster_role_binding,
+            ),
+        )
     ),
 )
 

@@ -24,7 +24,7 @@ spec: {selector: {app: web}, ports: [{port: 80, targetPort: 80}]}
 ---
 apiVersion: v1
 kind: ConfigMap
-metadata: {name: cfg, labels: {tier: x}}
+metadata: {name: cfg, labels: {tier: x, app.kubernetes.io/part-of: shop}}
 data: {a: "1", b: "2"}
 ---
 apiVersion: v1
@@ -67,6 +67,10 @@ def app_ns(tug, ns):
         ["all", "-o", "name"],
         ["deploy", "-o", "jsonpath={.items[*].metadata.name}"],
         ["cm", "-o", "custom-columns=NAME:.metadata.name,KEYS:.data"],
+        ["pods", "-L", "run"],
+        ["deploy,cm", "-L", "app,tier", "-L", "app.kubernetes.io/part-of"],
+        ["cm", "--label-columns", "tier", "--show-labels"],
+        ["pods", "-L", "run", "-o", "wide", "--no-headers"],
     ],
     ids=lambda a: " ".join(a),
 )

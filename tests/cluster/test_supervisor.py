@@ -6,6 +6,7 @@ import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -133,3 +134,30 @@ def test_a_component_waits_for_the_ready_url_of_the_one_before(tmp_path: Path) -
         if server is not None:
             server.shutdown()
     assert all(c.ref is not None and not c.ref.alive() for c in sup.children)
+
+
+def test_a_component_waits_for_the_ready_socket_of_the_one_before(tmp_path: Path) -> None:
+    path = str(tmp_path / "runtime.sock")
+    sup = Supervisor(
+        tmp_path,
+        [ComponentSpec("runtime", SLEEPER, ready_socket=path), ComponentSpec("agent", SLEEPER)],
+    )
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sup.step()
+        sup.step()
+        assert {c.spec.name: c.state for c in sup.children} == {
+            "runtime": "up",
+            "agent": "waiting",
+        }
+        listener.bind(path)  # a socket file that accepts no connection is not ready yet
+        sup.step()
+        assert sup.children[1].state == "waiting"
+        listener.listen()
+        sup.step()
+        sup.step()
+        assert {c.spec.name: c.state for c in sup.children} == {"runtime": "up", "agent": "up"}
+    finally:
+        sup._shutdown()
+        listener.close()
+    assert ComponentSpec.from_json(sup.children[0].spec.to_json()) == sup.children[0].spec

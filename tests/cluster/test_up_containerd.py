@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from cli.cluster.example import (
 )
 from cli.cluster.procs import wait_gone
 from machinery.client import Client
+from tests.cli.conftest import run_tug
 
 from .conftest import cluster_processes, eventually, free_port
 
@@ -96,3 +98,69 @@ def test_up_containerd_serves_the_example_app(data_dir: Path) -> None:
     with open("/proc/self/mounts") as mounts:
         assert [m for m in mounts if f" {data_dir}/" in m] == []
     assert not any(Path("/sys/fs/cgroup").glob(f"*/tugboat/{bridge}"))
+
+
+def _containerd(d: DataDir) -> dict | None:
+    """The supervisor's record of node-0's containerd, once it is up."""
+    comp = ((d.state() or {}).get("components") or {}).get("containerd-node-0") or {}
+    return comp if comp.get("state") == "up" and comp.get("pid") else None
+
+
+def _pod(name: str) -> dict:
+    pod = load_manifest(EXAMPLES / "busybox.yaml")[0]
+    pod["metadata"] = {"name": name, "labels": {"app": "restart", "step": name}}
+    script = f"echo hello from {name}; trap 'exit 0' TERM; while true; do sleep 1; done"
+    pod["spec"]["containers"][0]["command"] = ["sh", "-c", script]
+    # this test is about the runtime, not the service account token path
+    pod["spec"]["automountServiceAccountToken"] = False
+    return pod
+
+
+def test_a_killed_containerd_is_restarted_and_the_node_keeps_working(data_dir: Path) -> None:
+    port = free_port(span=2)
+    argv = [
+        "--data-dir", str(data_dir), "--runtime", "containerd", "--nodes", "1",
+        "--port", str(port), "--bridge-prefix", BRIDGE_PREFIX,
+        "--first-subnet", str(FIRST_SUBNET), "--timeout", "180", "--quiet",
+    ]  # fmt: skip
+    assert up.main(argv) == 0
+    d = DataDir(data_dir)
+    first = eventually("containerd supervised", lambda: _containerd(d))
+    log = d.logs / "containerd-node-0.log"
+    assert "containerd successfully booted" in log.read_text()
+
+    with Client.from_kubeconfig(str(d.kubeconfig)) as client:
+        apply_objects(client, [_pod("before")])
+        before = eventually("pod before Running", lambda: running_pods(client, "step=before"), 120)
+        os.kill(first["pid"], signal.SIGKILL)
+
+        def restarted() -> dict | None:
+            comp = _containerd(d)
+            return comp if comp and comp["pid"] != first["pid"] else None
+
+        second = eventually("containerd restarted by the supervisor", restarted, 30)
+        assert second["restarts"] == 1 and second["lastExitCode"] == -signal.SIGKILL
+        eventually("the restarted containerd's log", lambda: log.read_text().count("booted") == 2)
+        eventually("node-0 Ready", lambda: up.ready_nodes(client, ["node-0"]) == {"node-0"}, 60)
+        apply_objects(client, [_pod("after")])
+        eventually("pod after Running", lambda: running_pods(client, "step=after"), 120)
+        still = running_pods(client, "step=before")
+        assert [p["metadata"]["uid"] for p in still] == [p["metadata"]["uid"] for p in before]
+        assert still[0]["status"]["containerStatuses"][0]["restartCount"] == 0
+
+    # both pods' logs through the new containerd, one stream each (tug logs -l)
+    logs = eventually(
+        "both pods' logs",
+        lambda: (r := run_tug("--kubeconfig", str(d.kubeconfig), "logs", "-l", "app=restart",
+                              "--prefix")).out.count("\n") == 2 and r,
+        30,
+    )  # fmt: skip
+    assert logs.out == (
+        "[pod/after/busybox] hello from after\n[pod/before/busybox] hello from before\n"
+    )
+
+    procs = cluster_processes(d)
+    assert down.main(["--data-dir", str(data_dir)]) == 0
+    assert wait_gone(procs, 5) == [], "tug down must leave no component behind"
+    with open("/proc/self/mounts") as mounts:
+        assert [m for m in mounts if f" {data_dir}/" in m] == []

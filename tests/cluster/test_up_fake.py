@@ -34,10 +34,13 @@ def test_up_fake_runs_the_example_and_down_leaves_no_process(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = free_port()
-    argv = ["--data-dir", str(data_dir), "--runtime", "fake", "--nodes", "3", "--port", str(port)]
+    user_config = data_dir.parent / "home" / ".kube" / "config"
+    argv = ["--data-dir", str(data_dir), "--runtime", "fake", "--nodes", "3", "--port", str(port),
+            "--merge-kubeconfig", str(user_config)]  # fmt: skip
     assert up.main(argv) == 0
     out = capsys.readouterr().out
     assert f"export KUBECONFIG={data_dir / 'kubeconfig'}" in out
+    assert f'merged context "tugboat" into {user_config}; it is the current context' in out
     assert "3 node(s) Ready" in out
     d = DataDir(data_dir)
     assert (data_dir / "kubeconfig").exists()
@@ -54,7 +57,10 @@ def test_up_fake_runs_the_example_and_down_leaves_no_process(
     assert len({p["spec"]["nodeName"] for p in pods}) >= 2, "spread over the hollow nodes"
 
     assert up.main(argv) == 0  # idempotent
-    assert "already running" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "already running" in out and 'context "tugboat" is already in' in out
+    with Client.from_kubeconfig(str(user_config)) as client:
+        assert len(client.list(NODES)["items"]) == 3
 
     assert status.main(["--data-dir", str(data_dir)]) == 0
     shown = capsys.readouterr().out
@@ -68,24 +74,30 @@ def test_up_fake_runs_the_example_and_down_leaves_no_process(
     assert wait_gone(procs, 5) == [], "tug down must leave no process behind"
     assert status.main(["--data-dir", str(data_dir)]) == 1
     assert "not running" in capsys.readouterr().out
+    assert down.main(["--data-dir", str(data_dir), "--purge"]) == 0
+    assert f'removed context "tugboat" from {user_config}' in capsys.readouterr().out
+    assert "tugboat" not in user_config.read_text() and not data_dir.exists()
 
 
 def test_plan_for_containerd_nodes(tmp_path: Path) -> None:
     p = up.plan(tmp_path, nodes=2, runtime="containerd", port=7000, bridge_prefix="tugx",
                 first_subnet=10, python="py")  # fmt: skip
     assert [c.name for c in p.components] == [
-        "apiserver", "controller-manager", "scheduler", "kubelet-node-0", "kubelet-node-1",
-        "proxy", "dns",
+        "containerd-node-0", "containerd-node-1", "apiserver", "controller-manager",
+        "scheduler", "kubelet-node-0", "kubelet-node-1", "proxy", "dns",
     ]  # fmt: skip
-    assert p.components[0].ready_url == "http://127.0.0.1:7000/readyz"
+    sock = f"{tmp_path}/containerd/node-1/containerd.sock"
+    containerd = p.components[1]
+    assert containerd.ready_socket == sock and containerd.argv[-1] == sock
+    assert containerd.argv[:3] == ["bash", str(up.CONTAINERD_SCRIPT), "--foreground"]
+    assert containerd.argv[containerd.argv.index("--bridge") + 1] == "tugx1"
+    assert p.components[2].ready_url == "https://127.0.0.1:7000/readyz"
     assert [(n.bridge, n.pod_cidr, n.kubelet_port) for n in p.nodes] == [
         ("tugx0", "10.244.10.0/24", 7001),
         ("tugx1", "10.244.11.0/24", 7002),
     ]
-    kubelet = p.components[4].argv
-    assert kubelet[kubelet.index("--runtime-endpoint") + 1] == (
-        f"unix://{tmp_path}/containerd/node-1/containerd.sock"
-    )
+    kubelet = p.components[6].argv
+    assert kubelet[kubelet.index("--runtime-endpoint") + 1] == f"unix://{sock}"
     assert kubelet[kubelet.index("--pod-cidr") + 1] == "10.244.11.0/24"
 
 

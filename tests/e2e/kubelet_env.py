@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kubelet.agent import AgentConfig, NodeAgent
+from kubelet.cgroups import candidate_paths
 from kubelet.cri.cgroups import remove_cgroup
 from kubelet.cri.client import AsyncRuntimeClient
 from kubelet.images.store import load_image
@@ -164,9 +165,13 @@ def container_id(pod_obj: dict, index: int = 0) -> str:
 
 
 def pod_cgroup_dirs(cgroup_root: str, uid: str) -> list[Path]:
-    """The pod's cgroup directories that exist, in every mounted hierarchy."""
-    relative = f"{cgroup_root.strip('/')}/pod{uid}"
-    return [p / relative for p in CGROUP_MOUNT.iterdir() if (p / relative).is_dir()]
+    """The pod's cgroup directories that exist, in every mounted hierarchy (any QoS class)."""
+    return [
+        p / path.strip("/")
+        for path in candidate_paths(cgroup_root, uid)
+        for p in CGROUP_MOUNT.iterdir()
+        if (p / path.strip("/")).is_dir()
+    ]
 
 
 @contextlib.contextmanager

@@ -61,7 +61,6 @@ def kubectl(
     )
 
 
-@pytest.mark.flaky(reruns=2)  # fails now and then when the whole suite loads the machine
 async def test_kubectl_logs_and_exec_on_containerd(
     api: ApiServerProcess,
     node: tuple[AsyncClient, RealNode],
@@ -84,8 +83,11 @@ async def test_kubectl_logs_and_exec_on_containerd(
 
     assert await eventually("side's log", logged) == "from side\n"
     out = await asyncio.to_thread(kubectl, api, "logs", "kc", "-c", "main", "--tail=-1")
-    lines = out.stdout.splitlines()
-    assert lines[:4] == ["line1", "line2", "line3", "err"], out.stderr
+    first = out.stdout.splitlines()[:4]
+    # stdout keeps its order; where stderr's line lands among them is up to the runtime's two
+    # pipes (as in Kubernetes)
+    assert [line for line in first if line != "err"] == ["line1", "line2", "line3"], out.stderr
+    assert "err" in first, out.stdout
     out = await asyncio.to_thread(kubectl, api, "logs", "kc", "--tail=1")
     assert out.stdout == "tick\n", out.stderr  # the first container by default
 

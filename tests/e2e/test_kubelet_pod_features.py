@@ -30,9 +30,11 @@ from tests.e2e.kubelet_env import (
     PODS,
     RealNode,
     container,
+    container_id,
     delete_all_pods,
     eventually,
     pod,
+    pod_cgroup_dirs,
     running,
     start_node,
     status_of,
@@ -476,3 +478,201 @@ async def test_limit_range_and_quota_admission_with_kubectl(api: ApiServerProces
         "used: requests.cpu=250m, limited: requests.cpu=600m"
     ) in over.stderr
     await run_kubectl(api, "delete", "pod", "q1", "-n", ns, "--wait=false")
+
+
+def _cgroup_file(controller: str, path: str, name: str) -> str:
+    return (Path("/sys/fs/cgroup") / controller / path.strip("/") / name).read_text().strip()
+
+
+async def test_qos_classes_get_pod_cgroups_with_pod_limits(
+    node: tuple[AsyncClient, RealNode], containerd_runtime: ContainerdRuntime
+) -> None:
+    client, n = node
+    root = containerd_runtime.cgroup_root.strip("/")
+    bb = containerd_runtime.busybox_image
+    sleep = ["sleep", "3600"]
+    guaranteed = [
+        container("a", bb, command=sleep, resources={"limits": {"cpu": "500m", "memory": "64Mi"}}),
+        container("b", bb, command=sleep, resources={"limits": {"cpu": "250m", "memory": "32Mi"}}),
+    ]
+    burstable = [
+        container(
+            "a",
+            bb,
+            command=sleep,
+            resources={"requests": {"cpu": "100m"}, "limits": {"memory": "48Mi"}},
+        )
+    ]
+    for name, containers in (
+        ("gu", guaranteed),
+        ("bu", burstable),
+        ("be", [container("a", bb, command=sleep)]),
+    ):
+        await client.create(PODS, pod(name, n.name, containers), "default")
+    pods = {
+        name: await eventually(f"{name} running", lambda name=name: running(client, name))
+        for name in ("gu", "bu", "be")
+    }
+    uids = {name: p["metadata"]["uid"] for name, p in pods.items()}
+    assert {name: p["status"]["qosClass"] for name, p in pods.items()} == {
+        "gu": "Guaranteed",
+        "bu": "Burstable",
+        "be": "BestEffort",
+    }
+
+    gu = f"{root}/kubepods/pod{uids['gu']}"
+    assert _cgroup_file("cpu", gu, "cpu.shares") == str(750 * 1024 // 1000)
+    assert _cgroup_file("cpu", gu, "cpu.cfs_quota_us") == "75000"
+    assert _cgroup_file("cpu", gu, "cpu.cfs_period_us") == "100000"
+    assert _cgroup_file("memory", gu, "memory.limit_in_bytes") == str(96 << 20)
+
+    bu = f"{root}/kubepods/burstable/pod{uids['bu']}"
+    assert _cgroup_file("cpu", bu, "cpu.shares") == "102"
+    assert _cgroup_file("cpu", bu, "cpu.cfs_quota_us") == "-1"  # not every container limits cpu
+    assert _cgroup_file("memory", bu, "memory.limit_in_bytes") == str(48 << 20)
+
+    be = f"{root}/kubepods/besteffort/pod{uids['be']}"
+    assert _cgroup_file("cpu", be, "cpu.shares") == "2"
+    assert _cgroup_file("cpu", f"{root}/kubepods/besteffort", "cpu.shares") == "2"
+    assert _cgroup_file("cpu", f"{root}/kubepods/burstable", "cpu.shares") == "102"
+
+    # each container's cgroup sits inside its pod's, in every hierarchy
+    for name, path in (("gu", gu), ("bu", bu), ("be", be)):
+        cid = container_id(pods[name])
+        result = await n.runtime.exec_sync(cid, ["cat", "/proc/self/cgroup"], timeout=10)  # type: ignore[union-attr]
+        lines = result.stdout.decode().splitlines()
+        by_controller = {line.split(":")[1]: line.split(":", 2)[2] for line in lines}
+        for controller in ("cpu", "memory", "pids"):
+            assert by_controller[controller] == f"/{path}/{cid}", (name, controller, lines)
+    first = f"{gu}/{container_id(pods['gu'])}"  # container "a": its own limits, inside the pod's
+    assert _cgroup_file("memory", first, "memory.limit_in_bytes") == str(64 << 20)
+    assert _cgroup_file("cpu", first, "cpu.cfs_quota_us") == "50000"
+    assert _cgroup_file("cpu", first, "cpu.shares") == "512"
+
+    for name in ("gu", "bu", "be"):
+        await client.delete(PODS, name, "default", grace_period_seconds=1)
+
+    async def cgroups_gone() -> bool:
+        return not any(pod_cgroup_dirs(containerd_runtime.cgroup_root, u) for u in uids.values())
+
+    await eventually("pod cgroups removed", cgroups_gone, timeout=60)
+
+    async def burstable_idle() -> bool:
+        return _cgroup_file("cpu", f"{root}/kubepods/burstable", "cpu.shares") == "2"
+
+    await eventually("the Burstable class back to the minimum shares", burstable_idle)
+
+
+async def test_emptydir_over_its_size_limit_evicts_the_pod(
+    api: ApiServerProcess, containerd_runtime: ContainerdRuntime, tmp_path: Path
+) -> None:
+    client = api.async_client()
+    n = await start_node(
+        client,
+        containerd_runtime,
+        prefix="e2e-evict",
+        root_dir=str(tmp_path / "kl"),
+        eviction_period=0.5,
+    )
+    assert n.agent is not None and n.agent.ctx is not None
+    recorder = EventRecorder(client, "kubelet", n.name)
+    n.agent.ctx.recorder = recorder
+    try:
+        bb = containerd_runtime.busybox_image
+        hog = container(
+            "hog",
+            bb,
+            command=[
+                "sh",
+                "-c",
+                "sleep 1; head -c 3145728 /dev/urandom > /scratch/blob; sleep 3600",
+            ],
+            volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}],
+        )
+        volumes = [{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}]
+        await client.create(PODS, pod("hog", n.name, [hog], volumes=volumes), "default")
+
+        async def evicted() -> dict | None:
+            status = await status_of(client, "hog")
+            return status if status.get("phase") == "Failed" else None
+
+        status = await eventually("hog evicted", evicted, timeout=60)
+        message = 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+        assert (status["reason"], status["message"]) == ("Evicted", message)
+        assert "terminated" in status["containerStatuses"][0]["state"]
+
+        async def event() -> bool:
+            return ("Evicted", message) in await reasons(client, "hog")
+
+        await eventually("the Evicted event", event, timeout=20)
+        described = await run_kubectl(api, "describe", "pod", "hog")
+        lines = [line.split() for line in described.splitlines()]
+        assert ["Reason:", "Evicted"] in lines
+        assert ["Message:", *message.split()] in lines
+    finally:
+        try:
+            await delete_all_pods(client, n.name)
+        finally:
+            await n.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(recorder.aclose(), 5)
+            await client.aclose()
+
+
+async def test_secret_volumes_live_on_tmpfs(
+    api: ApiServerProcess,
+    node: tuple[AsyncClient, RealNode],
+    containerd_runtime: ContainerdRuntime,
+) -> None:
+    client, n = node
+    secret = f"creds-{uuid.uuid4().hex[:6]}"
+    await run_kubectl(api, "create", "secret", "generic", secret, "--from-literal=password=one")
+    reader = container(
+        "main",
+        containerd_runtime.busybox_image,
+        command=["sleep", "3600"],
+        volumeMounts=[
+            {"name": "creds", "mountPath": "/etc/creds"},
+            {"name": "mixed", "mountPath": "/etc/mixed"},
+        ],
+    )
+    volumes = [
+        {"name": "creds", "secret": {"secretName": secret}},
+        {"name": "mixed", "projected": {"sources": [{"secret": {"name": secret}}]}},
+    ]
+    await client.create(PODS, pod("secrets", n.name, [reader], volumes=volumes), "default")
+    p = await eventually("secrets running", lambda: running(client, "secrets"), timeout=60)
+
+    async def sh(script: str) -> str:
+        return await run_kubectl(api, "exec", "secrets", "--", "sh", "-c", script)
+
+    mounts = await sh("cat /proc/mounts")
+    for target in ("/etc/creds", "/etc/mixed"):
+        fstype = next(line.split()[2] for line in mounts.splitlines() if line.split()[1] == target)
+        assert fstype == "tmpfs", (target, mounts)
+    pod_dir = Path(n.config.root_dir) / "pods" / p["metadata"]["uid"] / "volumes"
+    host = {
+        line.split()[1]: line.split()[2] for line in Path("/proc/mounts").read_text().splitlines()
+    }
+    assert host[str(pod_dir / "kubernetes.io~secret" / "creds")] == "tmpfs"
+    assert host[str(pod_dir / "kubernetes.io~projected" / "mixed")] == "tmpfs"
+    assert await sh("cat /etc/creds/password /etc/mixed/password") == "oneone"
+    before = await sh("readlink /etc/creds/..data")
+
+    await run_kubectl(
+        api, "patch", "secret", secret, "--type=merge", "-p", '{"stringData":{"password":"two"}}'
+    )
+
+    async def updated() -> bool:
+        return await sh("cat /etc/creds/password /etc/mixed/password") == "twotwo"
+
+    await eventually("the secret update reaches both volumes", updated, timeout=20)
+    assert await sh("readlink /etc/creds/..data") != before
+    assert await sh("readlink /etc/creds/password") == "..data/password\n"
+
+    await client.delete(PODS, "secrets", "default", grace_period_seconds=1)
+
+    async def unmounted() -> bool:
+        return str(pod_dir) not in Path("/proc/mounts").read_text()
+
+    await eventually("the tmpfs volumes unmounted", unmounted, timeout=30)

@@ -68,7 +68,8 @@ async def http_text(url: str) -> str | None:
 
 
 def host_pids(cgroup_root: str, uid: str, cid: str) -> list[int]:
-    procs = Path(f"/sys/fs/cgroup/pids/{cgroup_root.strip('/')}/pod{uid}/{cid}/cgroup.procs")
+    pod_dir = next(d for d in pod_cgroup_dirs(cgroup_root, uid) if d.parts[4] == "pids")
+    procs = pod_dir / cid / "cgroup.procs"
     return [int(x) for x in procs.read_text().split()]
 
 

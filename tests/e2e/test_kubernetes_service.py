@@ -1,7 +1,7 @@
 """A pod on containerd reaches the API server through the ``kubernetes`` Service (10.96.0.1:443).
 
-An API server of this module's own advertises 192.0.2.1 (TEST-NET-1, made local on a dummy
-interface this test creates, so no packet leaves the machine): it publishes itself as the
+An API server of this module's own advertises the e2e bridge's gateway address (a host address
+pods reach; hack/start-containerd.sh makes the bridge before any pod): it publishes itself as the
 Service's endpoint, the iptables proxy (own chain prefix) maps 10.96.0.1:443 to it, and a busybox
 pod fetches ``/version`` through the ClusterIP it finds in ``KUBERNETES_SERVICE_HOST``.
 """
@@ -9,6 +9,7 @@ pod fetches ``/version`` through the ClusterIP it finds in ``KUBERNETES_SERVICE_
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kubelet.dns import bind_address, unbind_address
 from kubelet.proxy.iptables import IptablesBackend, IptablesConfig
 from kubelet.proxy.proxier import Proxier
 from machinery.informer import InformerFactory
@@ -36,20 +36,16 @@ from tests.e2e.kubelet_env import (
 pytestmark = pytest.mark.e2e
 
 POD = lookup("pods")
-ADVERTISE = "192.0.2.1"
 
 
 @pytest.fixture
-def advertised_api(tmp_path: Path) -> Iterator[ApiServerProcess]:
-    iface = f"tugapi{secrets.token_hex(2)}"
-    created = bind_address(ADVERTISE, iface)
-    server = start_apiserver(tmp_path, extra=["--advertise-address", ADVERTISE])
-    try:
-        yield server
-    finally:
-        server.stop()
-        if created:
-            unbind_address(iface)
+def advertised_api(
+    tmp_path: Path, containerd_runtime: ContainerdRuntime
+) -> Iterator[ApiServerProcess]:
+    gateway = str(next(ipaddress.ip_network(containerd_runtime.pod_cidr).hosts()))
+    server = start_apiserver(tmp_path, extra=["--advertise-address", gateway])
+    yield server
+    server.stop()
 
 
 async def test_pod_reaches_the_api_server_by_the_kubernetes_service(

@@ -3,16 +3,20 @@
 - build a Dockerfile (RUN in runc, COPY, ENV, USER, ...) twice: the second build reuses every
   layer and is at least 5x faster (both times printed); a pod runs the built image;
 - push it to a registry on a free loopback port; a Deployment (imagePullPolicy Always, spread
-  over two nodes, each on its own containerd) pulls it through CRI PullImage on both nodes; an
-  image missing from the registry gives ErrImagePull/ImagePullBackOff with the registry's word;
+  over two nodes, each on its own containerd) pulls it through CRI PullImage on both nodes;
+  ``Always`` pulls again a tag present on both nodes once it names another image (the image id
+  changes); an image missing from the registry gives ErrImagePull then ImagePullBackOff with
+  the registry's word;
 - ``tug compose up`` of a v3 file with a built service, then ``tug compose down`` (no
-  ``depends_on`` here: its init container needs cluster DNS and the proxy, not started here);
+  ``depends_on`` here: its init container needs cluster DNS and the proxy, not started here;
+  ``tests/e2e/test_compose_voting_app.py`` has them);
 - a bad Dockerfile, an unknown compose key and an unreachable registry are one-line errors
   (these need no containerd).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
@@ -80,7 +84,7 @@ def _context(root: Path) -> Path:
     return ctx
 
 
-def _tug(*argv: str) -> tuple[int, str, str]:
+def run_tug(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = tug(list(argv), Session(flags=Globals(), out=out, err=err))
     return code, out.getvalue(), err.getvalue()
@@ -91,7 +95,9 @@ def _tug(*argv: str) -> tuple[int, str, str]:
 
 def test_bad_dockerfile_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM busybox:1.35\nRUNN echo hi\n")
-    code, _, err = _tug("image", "build", "-t", "x:1", str(tmp_path), "--data-dir", str(tmp_path))
+    code, _, err = run_tug(
+        "image", "build", "-t", "x:1", str(tmp_path), "--data-dir", str(tmp_path)
+    )
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert "Dockerfile:2: unknown instruction: RUNN" in err
@@ -100,14 +106,14 @@ def test_bad_dockerfile_is_one_line(tmp_path: Path) -> None:
 def test_unknown_compose_key_is_one_line(tmp_path: Path) -> None:
     f = tmp_path / "docker-compose.yml"
     f.write_text("services:\n  web:\n    image: x\n    prots: ['80:80']\n")
-    code, out, err = _tug("compose", "convert", "-f", str(f))
+    code, out, err = run_tug("compose", "convert", "-f", str(f))
     assert (code, out) == (1, "")
     assert err == f"error: {f}: unknown compose key services.web.prots\n"
 
 
 def test_unreachable_registry_is_one_line(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    code, _, err = _tug(
+    code, _, err = run_tug(
         "image", "push", "x:1", f"127.0.0.1:{port}/x:1", "--data-dir", str(tmp_path)
     )
     assert code == 1
@@ -124,14 +130,17 @@ def test_unreachable_registry_is_one_line(tmp_path: Path) -> None:
 def second_runtime(
     containerd_runtime: ContainerdRuntime, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ContainerdRuntime]:
-    """Another containerd (own bridge and pod CIDR) holding only the pause image, so every
-    other image has to come from a registry or a load."""
+    """Another containerd (own bridge and pod CIDR) holding the base images every node of a
+    ``tug up`` cluster holds (pause, busybox), so any other image has to come from a registry
+    or a load. (Without busybox, a compose service with ``image: busybox`` or a ``depends_on``
+    wait scheduled here could never start: the pull goes to docker.io, unreachable offline.)"""
+    images = containerd_runtime.dir / "images"
     with extra_containerd(
         tmp_path_factory.mktemp("containerd-reg"),
         SECOND_BRIDGE,
         SECOND_CIDR,
         containerd_runtime.cgroup_root + "-reg",
-        [next(containerd_runtime.dir.glob("images/*pause*.tar"))],
+        [next(images.glob("*pause*.tar")), next(images.glob("*busybox*.tar"))],
     ) as runtime:
         yield runtime
 
@@ -289,7 +298,7 @@ async def test_push_then_a_deployment_pulls_on_two_nodes(
 ) -> None:
     client, nodes, _ = cluster
     dest = f"{local_registry}/e2e/app:{uuid.uuid4().hex[:8]}"
-    code, out, err = _tug(
+    code, out, err = run_tug(
         "image", "push", built["name"], dest, "--data-dir", str(built["builder"].cache.parent),
         "--socket", containerd_runtime.socket,
     )  # fmt: skip
@@ -313,25 +322,85 @@ async def test_push_then_a_deployment_pulls_on_two_nodes(
         assert dest in {i.name for i in list_images(rt.socket)}
 
 
-@pytest.mark.flaky(reruns=2)  # fails now and then when the whole suite loads the machine
+async def test_always_pulls_a_present_image_again_on_every_node(
+    built: dict,
+    local_registry: str,
+    cluster: tuple[AsyncClient, list[RealNode], ApiServerProcess],
+    containerd_runtime: ContainerdRuntime,
+) -> None:
+    """``imagePullPolicy: Always`` calls PullImage although the tag is present: once the tag
+    points at another image in the registry, a new pod on each node runs that image."""
+    from tests.e2e.kubelet_env import container, pod, running
+
+    client, nodes, _ = cluster
+    dest = f"{local_registry}/e2e/always:{uuid.uuid4().hex[:8]}"
+    flags = [
+        "--data-dir",
+        str(built["builder"].cache.parent),
+        "--socket",
+        containerd_runtime.socket,
+    ]
+
+    async def run_everywhere(prefix: str) -> set[str]:
+        """One pod per node; the image ids their containers report."""
+        app = container(
+            "app", dest, imagePullPolicy="Always", command=["sh", "-c", "exec sleep 3600"]
+        )
+        for i, n in enumerate(nodes):
+            await client.create(PODS, pod(f"{prefix}-{i}", n.name, [app]), "default")
+        ids = set()
+        for i in range(len(nodes)):
+            p = await eventually(
+                f"{prefix}-{i} running", lambda i=i: running(client, f"{prefix}-{i}"), 60
+            )
+            ids.add(p["status"]["containerStatuses"][0]["imageID"])
+        return ids
+
+    assert run_tug("image", "push", built["name"], dest, *flags)[0] == 0
+    first = await run_everywhere("v1")
+    assert run_tug("image", "push", containerd_runtime.busybox_image, dest, *flags)[0] == 0
+    second = await run_everywhere("v2")
+    assert len(first) == len(second) == 1 and "sha256:" in next(iter(first)), (first, second)
+    assert first != second
+
+
 async def test_missing_image_is_err_image_pull_then_backoff(
     local_registry: str, cluster: tuple[AsyncClient, list[RealNode], ApiServerProcess]
 ) -> None:
-    from tests.e2e.kubelet_env import container, pod, status_of
+    """The pod's status goes through ErrImagePull (with the registry's word) to
+    ImagePullBackOff. A watch sees every status the agent writes: ErrImagePull may last only
+    until the agent's next pass, a few milliseconds, which a poll can miss."""
+    from tests.e2e.kubelet_env import container, pod
 
     client, nodes, _ = cluster
     image = f"{local_registry}/e2e/missing:1"
-    await client.create(PODS, pod("missing", nodes[0].name, [container("app", image)]), "default")
-    seen: dict[str, str] = {}  # waiting reason -> message
+    created = await client.create(
+        PODS, pod("missing", nodes[0].name, [container("app", image)]), "default"
+    )
+    seen: dict[str, str] = {}  # waiting reason -> message, in the order written
 
-    async def backing_off() -> dict | None:
-        statuses = (await status_of(client, "missing")).get("containerStatuses") or []
-        waiting = statuses[0]["state"].get("waiting") if statuses else None
-        if waiting:
-            seen[waiting.get("reason", "")] = waiting.get("message", "")
-        return waiting if {"ImagePullBackOff", "ErrImagePull"} <= set(seen) else None
+    async def watch_reasons() -> None:
+        rv = created["metadata"]["resourceVersion"]
+        while True:  # a watch the server ends is resumed from the last revision seen
+            async for kind, obj in client.watch(
+                PODS, "default", resource_version=rv, field_selector="metadata.name=missing"
+            ):
+                rv = obj["metadata"]["resourceVersion"]
+                if kind == "BOOKMARK":
+                    continue
+                for s in (obj.get("status") or {}).get("containerStatuses") or []:
+                    waiting = s["state"].get("waiting") or {}
+                    if waiting.get("reason"):
+                        seen.setdefault(waiting["reason"], waiting.get("message", ""))
+                if {"ErrImagePull", "ImagePullBackOff"} <= set(seen):
+                    return
 
-    await eventually("ErrImagePull then ImagePullBackOff", backing_off, 60, poll=0.05)
+    try:
+        await asyncio.wait_for(watch_reasons(), 60)
+    except TimeoutError:
+        raise AssertionError(f"no ErrImagePull then ImagePullBackOff in 60 s: {seen}") from None
+    order = list(seen)
+    assert order.index("ErrImagePull") < order.index("ImagePullBackOff"), seen
     message = seen["ErrImagePull"]
     assert f'Failed to pull image "{image}"' in message and "not found" in message, message
 
@@ -350,10 +419,12 @@ services:
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
       interval: 1s
+    stop_grace_period: 1s
   store:
     image: docker.io/library/busybox:1.35
     command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && httpd -f -p 9000 -h /www"]
     expose: ["9000"]
+    stop_grace_period: 1s
 """
 WEB_DOCKERFILE = """\
 FROM busybox:1.35
@@ -362,7 +433,6 @@ CMD ["sh", "-c", "echo $GREETING > /www/greeting && exec httpd -f -p 8080 -h /ww
 """
 
 
-@pytest.mark.flaky(reruns=2)  # fails now and then when the whole suite loads the machine
 async def test_compose_up_then_down(
     cluster: tuple[AsyncClient, list[RealNode], ApiServerProcess],
     containerd_runtime: ContainerdRuntime,
@@ -376,18 +446,26 @@ async def test_compose_up_then_down(
     (project / "docker-compose.yml").write_text(COMPOSE)
     sockets = ["--socket", containerd_runtime.socket, "--socket", second_runtime.socket]
     common = ["-f", str(project / "docker-compose.yml"), "--data-dir", str(tmp_path / "tug")]
-    code, out, err = _tug("compose", "up", *common, *sockets, "-s", api.url)
+    # the build runs for seconds: off the event loop the node agents run on
+    code, out, err = await asyncio.to_thread(
+        run_tug, "compose", "up", *common, *sockets, "-s", api.url
+    )
     assert code == 0, err
     assert "deployment.apps/web created" in out and "service/store created" in out
+    pods: list[dict] = []
 
     async def all_ready() -> bool:
-        pods = (await client.list_all(PODS, "default", label_selector=PROJECT))["items"]
-        return len(pods) == 2 and all(_ready(p) for p in pods)
+        pods[:] = (await client.list_all(PODS, "default", label_selector=PROJECT))["items"]
+        return len(pods) == 2 and all(pod_ready(p) for p in pods)
 
-    await eventually("compose services ready", all_ready, 120)
-    code, out, err = _tug("compose", "down", *common, "-s", api.url)
+    try:
+        await eventually("compose services ready", all_ready, 120)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; pods: {pod_states(pods)}") from None
+    code, out, err = await asyncio.to_thread(run_tug, "compose", "down", *common, "-s", api.url)
     assert code == 0, err
     assert "deployment.apps/web deleted" in out and "service/web deleted" in out
+    assert "pod/" not in out  # the Deployments' pods go with them (garbage collector)
 
     async def gone() -> bool:
         left = await client.list_all(DEPLOYMENTS, "default", label_selector=PROJECT)
@@ -399,6 +477,21 @@ async def test_compose_up_then_down(
 PROJECT = "tugboat.io/compose-project=shop"
 
 
-def _ready(p: dict) -> bool:
+def pod_ready(p: dict) -> bool:
     conditions = (p.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def pod_states(pods: list[dict]) -> str:
+    """``name@node: phase/waiting reason`` for a failure message."""
+    out = []
+    for p in pods:
+        status = p.get("status") or {}
+        waiting = [
+            s["state"]["waiting"].get("reason", "")
+            for s in status.get("containerStatuses") or []
+            if "waiting" in s["state"]
+        ]
+        where = p["spec"].get("nodeName") or "unscheduled"
+        out.append(f"{p['metadata']['name']}@{where}: {status.get('phase')} {waiting or ''}")
+    return "; ".join(out) or "none"

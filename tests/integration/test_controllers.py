@@ -211,7 +211,6 @@ async def _count_is(cluster: Cluster, n: int) -> bool:
     return len(await cluster.live_pods()) == n
 
 
-@pytest.mark.flaky(reruns=2)  # fails now and then when the whole suite loads the machine
 async def test_adoption_and_release(cluster):
     orphan = {
         "apiVersion": "v1",
@@ -260,7 +259,6 @@ async def _solo_count(cluster: Cluster, n: int) -> bool:
 # -- rollouts ---------------------------------------------------------------------------------
 
 
-@pytest.mark.flaky(reruns=2)  # fails now and then when the whole suite loads the machine
 async def test_rolling_update_stays_within_bounds(cluster):
     replicas, surge, unavailable = 6, 2, 1
     violations: list[str] = []

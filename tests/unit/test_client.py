@@ -281,7 +281,7 @@ STATUS_ERRORS = [
     (410, "Gone", errors.Gone),
     (415, "UnsupportedMediaType", errors.UnsupportedMediaType),
     (422, "Invalid", errors.Invalid),
-    (429, "TooManyRequests", errors.TooManyRequests),
+    # 429 is retried first: test_throttling_gives_up_after_ten_tries
     (500, "InternalError", errors.InternalError),
     (503, "ServiceUnavailable", errors.ServiceUnavailable),
 ]
@@ -324,8 +324,46 @@ def test_non_status_bodies_map_by_code(code: int, body: bytes, exc: type[errors.
 def test_retry_after_is_kept() -> None:
     rec = Recorder(httpx.Response(429, content=b"slow down", headers={"Retry-After": "7"}))
     with rec.client() as c, pytest.raises(errors.TooManyRequests) as info:
-        c.list(PODS)
+        c.request("GET", "/api/v1/pods")  # the escape hatch does not retry
     assert info.value.details["retryAfterSeconds"] == 7
+
+
+def _throttled(times: int) -> Callable[[httpx.Request], httpx.Response]:
+    """A handler answering 429 (Retry-After: 0) ``times`` times, then an empty list."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) <= times:
+            return httpx.Response(429, headers={"Retry-After": "0"}, content=b"busy")
+        return httpx.Response(200, json={"kind": "PodList", "items": []})
+
+    handle.seen = seen  # type: ignore[attr-defined]
+    return handle
+
+
+def test_throttled_requests_are_retried() -> None:
+    handle = _throttled(3)
+    with Client("http://x", transport=httpx.MockTransport(handle)) as c:
+        assert c.list(PODS)["kind"] == "PodList"
+    assert len(handle.seen) == 4  # type: ignore[attr-defined]
+
+
+def test_throttling_gives_up_after_ten_tries() -> None:
+    handle = _throttled(100)
+    with (
+        Client("http://x", transport=httpx.MockTransport(handle)) as c,
+        pytest.raises(errors.TooManyRequests),
+    ):
+        c.list(PODS)
+    assert len(handle.seen) == 10  # type: ignore[attr-defined]
+
+
+async def test_async_throttled_requests_are_retried() -> None:
+    handle = _throttled(2)
+    async with AsyncClient("http://x", transport=httpx.MockTransport(handle)) as c:
+        assert (await c.list(PODS))["kind"] == "PodList"
+    assert len(handle.seen) == 3  # type: ignore[attr-defined]
 
 
 def test_request_escape_hatch_raises_mapped_errors(backend: Backend, client: Client) -> None:

@@ -308,6 +308,25 @@ async def test_adopts_matching_orphan_replicaset():
     assert c.client.writes("create", "replicasets") == []
 
 
+async def test_replicaset_cache_must_have_seen_the_deployment():
+    """An orphan ReplicaSet that the cache (at revision 49) does not show yet is found by a live
+    read and adopted when the Deployment was first seen at revision 50, not created again."""
+    d = deployment(2)
+    d["metadata"]["resourceVersion"] = "50"
+    c = Cluster(d)
+    orphan = build_new_rs(c.deployment(), None)
+    orphan["metadata"]["ownerReferences"] = []
+    orphan["spec"]["replicas"] = 2
+    c.client.seed(REPLICASETS, orphan)
+    c.client.sync(DEPLOYMENTS, c.ctl.deployments)  # only the Deployment cache has caught up
+    c.ctl.replicasets_revision = lambda: "49"
+    c.ctl.on_add(c.deployment())
+    await c.ctl.reconcile("ns/web")
+    assert c.client.writes("create", "replicasets") == []
+    [rs] = c.rs_list()
+    assert rs["metadata"]["ownerReferences"][0]["uid"] == "d-uid"
+
+
 async def test_rs_events_enqueue_owner():
     c = Cluster(deployment(1))
     await c.reconcile()

@@ -260,6 +260,24 @@ async def test_adopts_orphans_and_releases_mismatches():
     assert len(client.writes("create", "pods")) == 2
 
 
+@pytest.mark.parametrize(
+    ("cache_revision", "creates"),
+    [("4", 1), ("5", 2)],
+    ids=["cache-behind-reads-live", "cache-caught-up-uses-cache"],
+)
+async def test_pod_cache_must_have_seen_the_replicaset(cache_revision, creates):
+    """An orphan created before the ReplicaSet (revision 5) but not yet in the pod cache is
+    found by a live read, adopted, and counted; a cache at revision 5 is trusted as is."""
+    rs = replicaset(2)
+    ctl, client, _ = controller(rs, [])
+    client.seed(PODS, pod("orphan", owner=None))  # on the server, not in the cache
+    ctl.pods_revision = lambda: cache_revision
+    ctl.on_rs_add(rs)
+    await ctl.reconcile("ns/web")
+    assert len(client.writes("create", "pods")) == creates
+    assert [a.name for a in client.writes("patch", "pods")] == (["orphan"] if creates == 1 else [])
+
+
 async def test_missing_replicaset_is_done():
     ctl, client, _ = controller(replicaset(1), [])
     ctl.replicasets = store_of()

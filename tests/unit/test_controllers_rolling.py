@@ -104,6 +104,8 @@ def test_new_rs_larger_than_desired_is_scaled_down():
         (10, 2, 0, [(10, 10)], (2, 2), {"old0": 8}),
         # oldest ReplicaSet first.
         (10, 0, 3, [(5, 5), (5, 5)], (0, 0), {"old0": 2}),
+        # an old ReplicaSet just scaled down still reports its doomed pods as available.
+        (6, 2, 1, [(3, 5)], (3, 3), {"old0": 2}),
     ],
     ids=[
         "minimum",
@@ -112,6 +114,7 @@ def test_new_rs_larger_than_desired_is_scaled_down():
         "unhealthy-budget",
         "new-available",
         "oldest-first",
+        "stale-status-after-scale-down",
     ],
 )
 def test_plan_old_rss(replicas, surge, unavail, olds, new, expected):
@@ -137,10 +140,12 @@ int_or_percent = st.one_of(
     unavailable=int_or_percent,
     split=st.integers(min_value=0, max_value=20),
     readiness=st.lists(st.integers(min_value=0, max_value=4), min_size=200, max_size=200),
+    stale=st.lists(st.booleans(), min_size=200, max_size=200),
 )
-def test_rolling_update_stays_within_bounds(replicas, surge, unavailable, split, readiness):
+def test_rolling_update_stays_within_bounds(replicas, surge, unavailable, split, readiness, stale):
     """A rolling update never exceeds replicas + maxSurge pods and never drops below
-    replicas - maxUnavailable available pods, and it finishes."""
+    replicas - maxUnavailable available pods, and it finishes — also when a step sees the
+    ReplicaSet statuses of the step before (their controller has not caught up yet)."""
     d = deployment(replicas, surge, unavailable)
     ceiling = replicas + max_surge(d)
     floor = replicas - max_unavailable(d)
@@ -152,9 +157,15 @@ def test_rolling_update_stays_within_bounds(replicas, surge, unavailable, split,
         "new": {"spec": 0, "ready": 0, "pending": 0, "created": 2},
     }
 
-    def snapshot(name):
+    def snapshot(name, status=None):
         s = sets[name]
-        return rs(name, s["spec"], s["ready"], created=s["created"], pods=s["ready"] + s["pending"])
+        ready, pods = status or (s["ready"], s["ready"] + s["pending"])
+        return rs(name, s["spec"], ready, created=s["created"], pods=pods)
+
+    def statuses():
+        return {n: (s["ready"], s["ready"] + s["pending"]) for n, s in sets.items()}
+
+    previous = statuses()
 
     def kube_replicaset(name):
         """Pods follow spec at once; deletions take pending (not ready) pods first."""
@@ -169,7 +180,13 @@ def test_rolling_update_stays_within_bounds(replicas, surge, unavailable, split,
             s["ready"] -= excess - drop_pending
 
     for step, ready_now in enumerate(readiness):
-        plan = plan_rolling_step(d, snapshot("new"), [snapshot("old0"), snapshot("old1")])
+        seen = previous if stale[step] else statuses()
+        previous = statuses()
+        plan = plan_rolling_step(
+            d,
+            snapshot("new", seen["new"]),
+            [snapshot("old0", seen["old0"]), snapshot("old1", seen["old1"])],
+        )
         for scale in plan.scales:
             sets[scale.name]["spec"] = scale.replicas
         assert sum(s["spec"] for s in sets.values()) <= ceiling

@@ -30,9 +30,11 @@ from tests.unit.test_kubelet_worker import Env, env, settle, sleeper  # noqa: F4
 class FakeMounter:
     def __init__(self) -> None:
         self.mounted: dict[str, int | None] = {}
+        self.modes: dict[str, int] = {}
 
-    def mount_tmpfs(self, path: str, size: int | None) -> None:
+    def mount_tmpfs(self, path: str, size: int | None, mode: int = 0o777) -> None:
         self.mounted[path] = size
+        self.modes[path] = mode
 
     def is_mounted(self, path: str) -> bool:
         return path in self.mounted
@@ -163,7 +165,12 @@ def test_setup_every_kind_then_teardown(tmp_path: Path) -> None:
     paths = volumes.setup(POD, SOURCES, {})
     base = tmp_path / "pods" / "u1" / "volumes"
     assert paths["scratch"] == HostVolume(str(base / "kubernetes.io~empty-dir" / "scratch"))
-    assert mounter.mounted == {str(base / "kubernetes.io~empty-dir" / "ram"): 16 * 1024 * 1024}
+    assert mounter.mounted == {
+        str(base / "kubernetes.io~empty-dir" / "ram"): 16 << 20,
+        str(base / "kubernetes.io~secret" / "sec"): 2 << 20,
+        str(base / "kubernetes.io~projected" / "all"): 3 * (2 << 20),
+    }
+    assert mounter.modes[str(base / "kubernetes.io~secret" / "sec")] == 0o755
     cfg = Path(paths["cfg"].path)
     assert paths["cfg"].read_only
     assert (cfg / "conf" / "one.txt").read_bytes() == b"one"
@@ -305,3 +312,28 @@ async def test_worker_waits_for_a_missing_configmap_volume(env: Env) -> None:  #
     )
     await settle(worker, env)
     assert (Path(m.host_path) / "k").read_text() == "v2"  # refreshed in a later pass
+
+
+class FailingMounter(FakeMounter):
+    def mount_tmpfs(self, path: str, size: int | None, mode: int = 0o777) -> None:
+        raise OSError("mount: permission denied")
+
+
+def test_secret_tmpfs_failure_leaves_nothing_on_disk(tmp_path: Path) -> None:
+    pod = {"metadata": {"uid": "u"}, "spec": {"volumes": [POD["spec"]["volumes"][3]]}}
+    volumes = PodVolumes(str(tmp_path), "u", FailingMounter())
+    with pytest.raises(VolumeError, match='volume "sec" : mount tmpfs: mount: permission denied'):
+        volumes.setup(pod, SOURCES, {})
+    assert not (tmp_path / "pods" / "u" / "volumes" / "kubernetes.io~secret" / "sec").exists()
+
+
+def test_secret_left_on_disk_is_remade_on_tmpfs(tmp_path: Path) -> None:
+    pod = {"metadata": {"uid": "u"}, "spec": {"volumes": [POD["spec"]["volumes"][3]]}}
+    stale = tmp_path / "pods" / "u" / "volumes" / "kubernetes.io~secret" / "sec"
+    stale.mkdir(parents=True)
+    (stale / "old").write_text("on disk")
+    mounter = FakeMounter()
+    paths = PodVolumes(str(tmp_path), "u", mounter).setup(pod, SOURCES, {})
+    assert mounter.mounted == {str(stale): 2 << 20}
+    assert not (stale / "old").exists()
+    assert (Path(paths["sec"].path) / "token").read_bytes() == b"xyz"

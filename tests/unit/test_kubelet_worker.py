@@ -149,7 +149,7 @@ async def test_pod_runs_and_reports_status(env: Env) -> None:
     sandbox = next(iter(env.fake.sandboxes.values()))
     sec = sandbox.config.linux.security_context
     assert sec.namespace_options.pid == pb.CONTAINER
-    assert sandbox.config.linux.cgroup_parent == f"/tugboat/pod{pod['metadata']['uid']}"
+    assert sandbox.config.linux.cgroup_parent == f"/tugboat/kubepods/pod{pod['metadata']['uid']}"
     container = next(iter(env.fake.containers.values()))
     assert container.config.linux.security_context.HasField("seccomp")
     assert container.config.linux.resources.memory_limit_in_bytes == 64 * 1024 * 1024

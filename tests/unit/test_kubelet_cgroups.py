@@ -1,0 +1,127 @@
+"""Pod cgroup placement and pod-level limits (pure: pod spec → path and values)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubelet import specs
+from kubelet.cgroups import (
+    PodCgroup,
+    burstable_shares,
+    candidate_paths,
+    cpu_quota,
+    cpu_shares,
+    pod_cgroup,
+)
+
+MI = 1 << 20
+
+
+def res(requests: dict | None = None, limits: dict | None = None) -> dict:
+    out: dict = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return {"resources": out}
+
+
+def pod(*containers: dict, init: list[dict] | None = None) -> dict:
+    spec: dict = {"containers": [{"name": f"c{i}", **c} for i, c in enumerate(containers)]}
+    if init:
+        spec["initContainers"] = [{"name": f"i{i}", **c} for i, c in enumerate(init)]
+    return {"metadata": {"uid": "u1", "name": "p", "namespace": "default"}, "spec": spec}
+
+
+CASES = [
+    pytest.param(
+        pod({}),
+        PodCgroup("/r/kubepods/besteffort/podu1", 2),
+        id="besteffort: minimum shares, no limits",
+    ),
+    pytest.param(
+        pod(
+            res(limits={"cpu": "500m", "memory": "64Mi"}), res(limits={"cpu": "1", "memory": "1Mi"})
+        ),
+        PodCgroup("/r/kubepods/podu1", 1536, 150_000, 100_000, 65 * MI),
+        id="guaranteed: sums of requests and limits",
+    ),
+    pytest.param(
+        pod(res(requests={"cpu": "250m"}, limits={"cpu": "1"}), res(requests={"memory": "8Mi"})),
+        PodCgroup("/r/kubepods/burstable/podu1", 256),
+        id="burstable: one container without limits, so none at pod level",
+    ),
+    pytest.param(
+        pod(
+            res({"cpu": "100m"}, {"cpu": "200m", "memory": "32Mi"}), res(limits={"memory": "16Mi"})
+        ),
+        PodCgroup("/r/kubepods/burstable/podu1", 102, None, 100_000, 48 * MI),
+        id="burstable: memory limited everywhere, cpu not",
+    ),
+    pytest.param(
+        pod(res({"cpu": "100m"}, {"cpu": "200m"}), res(limits={"cpu": "300m"})),
+        PodCgroup("/r/kubepods/burstable/podu1", 409, 50_000),
+        id="burstable: cpu quota from every container's limit",
+    ),
+    pytest.param(
+        pod(
+            res(limits={"cpu": "100m", "memory": "16Mi"}),
+            init=[res(limits={"cpu": "2", "memory": "128Mi"})],
+        ),
+        PodCgroup("/r/kubepods/podu1", 2048, 200_000, 100_000, 128 * MI),
+        id="init container larger than the app containers' sum",
+    ),
+    pytest.param(
+        pod(res(limits={"cpu": "1m", "memory": "4Mi"})),
+        PodCgroup("/r/kubepods/podu1", 2, 1000, 100_000, 4 * MI),
+        id="tiny cpu: minimum shares and quota",
+    ),
+]
+
+
+@pytest.mark.parametrize(("p", "expected"), CASES)
+def test_pod_cgroup(p: dict, expected: PodCgroup) -> None:
+    qos = specs.qos_class(p["spec"])
+    assert pod_cgroup(p, "/r/", qos) == expected
+    node = specs.NodeContext(name="n", cgroup_root="/r")
+    assert specs.sandbox_config(p, node).linux.cgroup_parent == expected.path
+    assert expected.path in candidate_paths("/r", "u1")
+
+
+def test_v1_files() -> None:
+    assert PodCgroup("/x", 2).v1_files() == {"cpu": {"cpu.shares": "2"}}
+    assert PodCgroup("/x", 1024, 50_000, 100_000, 64).v1_files() == {
+        "cpu": {"cpu.shares": "1024", "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000"},
+        "memory": {"memory.limit_in_bytes": "64"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("millis", "shares", "quota"),
+    [(0, 2, 1000), (1, 2, 1000), (10, 10, 1000), (1000, 1024, 100_000), (10**6, 262_144, 10**8)],
+)
+def test_conversions(millis: int, shares: int, quota: int) -> None:
+    assert cpu_shares(millis) == shares
+    assert cpu_quota(millis) == quota
+
+
+def test_candidates_cover_every_class() -> None:
+    assert candidate_paths("/r", "u") == [
+        "/r/kubepods/podu",
+        "/r/kubepods/burstable/podu",
+        "/r/kubepods/besteffort/podu",
+    ]
+
+
+def test_burstable_class_shares_sum_burstable_requests() -> None:
+    burstable = pod(res(requests={"cpu": "250m"}), res(requests={"memory": "8Mi"}))
+    other = pod(res(requests={"cpu": "750m"}))
+    finished = {**other, "status": {"phase": "Succeeded"}}
+    deleting = {
+        **other,
+        "metadata": {**other["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"},
+    }
+    guaranteed = pod(res(limits={"cpu": "2", "memory": "1Gi"}))
+    assert burstable_shares([]) == 2
+    assert burstable_shares([burstable, guaranteed, pod({})]) == 256
+    assert burstable_shares([burstable, other, finished, deleting]) == 1024
