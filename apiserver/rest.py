@@ -11,7 +11,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -79,6 +79,16 @@ def parse_path(kinds: Kinds, group: str, version: str, parts: list[str]) -> Targ
 
 def _want_table(request: Request) -> bool:
     return "as=Table" in (request.headers.get("accept") or "")
+
+
+def _delete_write_options(request: Request, options: dict[str, Any]) -> WriteOptions:
+    """The query's write options; ``dryRun: ["All"]`` in the DeleteOptions body counts as much
+    as ``?dryRun=All`` (kubectl sends either)."""
+    opts = codec.write_options(request)
+    dry_run = options.get("dryRun") or []
+    if not opts.dry_run and isinstance(dry_run, list) and "All" in dry_run:
+        opts = replace(opts, dry_run=True)
+    return opts
 
 
 def _selectors(request: Request):
@@ -262,7 +272,7 @@ class ResourceHandler:
     async def delete_collection(self, request: Request, t: Target) -> Response:
         options = await self._delete_options(request)
         predicate = _selectors(request)
-        opts = codec.write_options(request)
+        opts = _delete_write_options(request, options)
         items = []
         for (ns, name), entry in self.registry.list(t.srt, t.namespace):
             if predicate is not None and not predicate(entry.obj):
@@ -310,7 +320,7 @@ class ResourceHandler:
         assert t.name is not None
         options = await self._delete_options(request)
         res = await self.registry.delete(
-            t.srt, t.namespace, t.name, options, codec.write_options(request)
+            t.srt, t.namespace, t.name, options, _delete_write_options(request, options)
         )
         gone = self.registry.find(t.srt, t.namespace, t.name) is None
         if gone and t.rt.kind not in ("Pod",):

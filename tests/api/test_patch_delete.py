@@ -245,3 +245,18 @@ def test_priority_admission_from_priority_class(http, ns):
     assert r.status_code == 403 and r.json()["reason"] == "Forbidden"
     plain = http.post(f"/api/v1/namespaces/{ns}/pods", json=pod("plain")).json()
     assert plain["spec"]["priority"] == 0
+
+
+@pytest.mark.parametrize("where", ["query", "body"])
+def test_dry_run_delete_keeps_the_object(http, ns, where):
+    base = f"/api/v1/namespaces/{ns}/configmaps"
+    assert http.post(base, json={"metadata": {"name": "keep"}}).status_code == 201
+    if where == "query":
+        r = http.delete(f"{base}/keep", params={"dryRun": "All"})
+    else:
+        r = http.request("DELETE", f"{base}/keep", json={"dryRun": ["All"]})
+    assert r.status_code == 200
+    assert http.get(f"{base}/keep").status_code == 200
+    r = http.request("DELETE", base, json={"dryRun": ["All"]})  # deletecollection too
+    assert [i["metadata"]["name"] for i in r.json()["items"]] == ["keep"]
+    assert http.get(f"{base}/keep").status_code == 200
