@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, create_engine, event
 
 from bench.common import apiserver, percentile, rss_mib, summary
-from bench.http import Connection, Reply
+from bench.http import Connection, Reply, watch_delivery
 
 NS = "bench"
 
@@ -88,59 +88,6 @@ def sqlite_floor(n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-async def watch_delivery(url: str, watchers: int, writes: int) -> list[float]:
-    """Latency from a write's acknowledgement to each watcher receiving its event.
-
-    Watchers read the raw chunked stream (one connection each) and only look for the object's
-    name, so the figure is the server's fan-out, not a client library's parsing."""
-    path = f"/api/v1/namespaces/{NS}/configmaps"
-    host, port = url.removeprefix("http://").split(":")
-    received: dict[str, list[float]] = {}
-    acked: dict[str, float] = {}
-    opened = 0
-    ready = asyncio.Event()
-    async with Connection(host, int(port)) as c:
-        rv = orjson.loads((await c.get(path)).body)["metadata"]["resourceVersion"]
-
-    async def watch() -> None:
-        nonlocal opened
-        reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(
-            f"GET {path}?watch=1&resourceVersion={rv} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-        )
-        while (await reader.readline()) not in (b"\r\n", b""):
-            pass
-        opened += 1
-        if opened == watchers:
-            ready.set()
-        last = f'"name":"w-{writes - 1}"'.encode()
-        try:
-            while True:
-                size = int((await reader.readline()).strip(), 16)
-                chunk = await reader.readexactly(size)
-                await reader.readline()
-                now = time.perf_counter()
-                for line in chunk.splitlines():
-                    name = line.split(b'"name":"', 1)[1].split(b'"', 1)[0].decode()
-                    received.setdefault(name, []).append(now)
-                if last in chunk:
-                    return
-        finally:
-            writer.close()
-
-    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
-    await asyncio.wait_for(ready.wait(), 30)
-    async with Connection(host, int(port)) as c:
-        for i in range(writes):
-            name = f"w-{i}"
-            r = await c.post(path, orjson.dumps({"metadata": {"name": name}, "data": {"i": "x"}}))
-            acked[name] = time.perf_counter()
-            assert r.status_code == 201
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(asyncio.gather(*tasks), 60)
-    return [t - acked[n] for n, ts in received.items() for t in ts]
-
-
 async def main_async(n: int) -> None:
     with apiserver() as (url, pid):
         async with httpx.AsyncClient(base_url=url) as c:
@@ -193,7 +140,7 @@ async def main_async(n: int) -> None:
             lat, el = await run_clients(url, clients, list(jobs), update)
             print(summary(f"update (merge patch) x{clients}", lat, el, floors[clients]))
 
-        delays = await watch_delivery(url, 100, 50)
+        delays = await watch_delivery(url, url, NS, 100, 50)
         print(
             f"{'watch delivery, 100 watchers':<34} {len(delays):>9} events   p50 "
             f"{percentile(delays, 50) * 1e3:7.2f} ms   p99 {percentile(delays, 99) * 1e3:7.2f} ms"

@@ -34,7 +34,7 @@ from sqlalchemy import create_engine, text
 
 from bench.api import pod, run_clients
 from bench.common import percentile, summary
-from bench.http import Connection
+from bench.http import watch_delivery
 
 NS = "bench"
 T = TypeVar("T")
@@ -106,60 +106,6 @@ async def create_throughput(urls: list[str], creates: int, clients: int) -> None
 
 
 # -- watch delivery --------------------------------------------------------------------------
-
-
-async def watch_delivery(write_url: str, watch_url: str, watchers: int, writes: int) -> list[float]:
-    """Seconds from each write's acknowledgement on ``write_url`` to each watcher on
-    ``watch_url`` reading its event (raw chunked stream, matched by object name)."""
-    prefix = f"w{uuid.uuid4().hex[:6]}"
-    path = f"/api/v1/namespaces/{NS}/configmaps"
-    whost, wport = watch_url.removeprefix("http://").split(":")
-    received: list[tuple[str, float]] = []
-    acked: dict[str, float] = {}
-    async with Connection(whost, int(wport)) as c:
-        rv = orjson.loads((await c.get(path)).body)["metadata"]["resourceVersion"]
-    opened = 0
-    ready = asyncio.Event()
-    last = f'"name":"{prefix}-{writes - 1}"'.encode()
-
-    async def watch() -> None:
-        nonlocal opened
-        reader, writer = await asyncio.open_connection(whost, int(wport))
-        writer.write(
-            f"GET {path}?watch=1&resourceVersion={rv} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-        )
-        while (await reader.readline()) not in (b"\r\n", b""):
-            pass
-        opened += 1
-        if opened == watchers:
-            ready.set()
-        try:
-            while True:
-                size = int((await reader.readline()).strip(), 16)
-                chunk = await reader.readexactly(size)
-                await reader.readline()
-                now = time.perf_counter()
-                for line in chunk.splitlines():
-                    name = line.split(b'"name":"', 1)[1].split(b'"', 1)[0].decode()
-                    received.append((name, now))
-                if last in chunk:
-                    return
-        finally:
-            writer.close()
-
-    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
-    await asyncio.wait_for(ready.wait(), 30)
-    host, port = write_url.removeprefix("http://").split(":")
-    async with Connection(host, int(port)) as c:
-        for i in range(writes):
-            name = f"{prefix}-{i}"
-            r = await c.post(path, orjson.dumps({"metadata": {"name": name}, "data": {"i": "x"}}))
-            acked[name] = time.perf_counter()
-            if r.status_code != 201:
-                raise RuntimeError(f"{r.status_code}: {r.body[:200]!r}")
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(asyncio.gather(*tasks), 60)
-    return [t - acked[n] for n, t in received if n in acked]
 
 
 def print_delivery(label: str, delays: list[float]) -> None:
@@ -271,12 +217,12 @@ async def one_setup(title: str, urls: list[str], log_dir: Path, args: argparse.N
     print(title)
     await create_throughput(urls, args.creates, args.clients)
     if len(urls) > 1:
-        same = await watch_delivery(urls[0], urls[0], args.watchers, args.writes)
+        same = await watch_delivery(urls[0], urls[0], NS, args.watchers, args.writes)
         print_delivery(f"watch, write A → watch A x{args.watchers}", same)
-        across = await watch_delivery(urls[0], urls[1], args.watchers, args.writes)
+        across = await watch_delivery(urls[0], urls[1], NS, args.watchers, args.writes)
         print_delivery(f"watch, write A → watch B x{args.watchers}", across)
     else:
-        same = await watch_delivery(urls[0], urls[0], args.watchers, args.writes)
+        same = await watch_delivery(urls[0], urls[0], NS, args.watchers, args.writes)
         print_delivery(f"watch, write → watch x{args.watchers}", same)
     failover(urls, log_dir, (args.lease_duration, args.renew_deadline, args.retry_period))
 

@@ -8,7 +8,11 @@ at a time, ``Content-Length`` bodies in and out (and ``chunked`` responses read 
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from dataclasses import dataclass
+
+import orjson
 
 
 @dataclass
@@ -74,3 +78,66 @@ class Connection:
 
     async def patch(self, path: str, body: bytes, content_type: str) -> Reply:
         return await self.request("PATCH", path, body, content_type)
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+async def watch_delivery(
+    write_url: str, watch_url: str, namespace: str, watchers: int, writes: int
+) -> list[float]:
+    """Seconds from each ConfigMap write's acknowledgement on ``write_url`` to each of
+    ``watchers`` watches on ``watch_url`` reading its event.
+
+    Watchers read the raw chunked stream (one connection each) and only look for the object's
+    name, so the figure is the server's fan-out, not a client library's parsing."""
+    prefix = f"w{uuid.uuid4().hex[:6]}"
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    whost, wport = _host_port(watch_url)
+    received: list[tuple[str, float]] = []
+    acked: dict[str, float] = {}
+    async with Connection(whost, wport) as c:
+        rv = orjson.loads((await c.get(path)).body)["metadata"]["resourceVersion"]
+    opened = 0
+    ready = asyncio.Event()
+    last = f'"name":"{prefix}-{writes - 1}"'.encode()
+
+    async def watch() -> None:
+        nonlocal opened
+        reader, writer = await asyncio.open_connection(whost, wport)
+        writer.write(
+            f"GET {path}?watch=1&resourceVersion={rv} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        opened += 1
+        if opened == watchers:
+            ready.set()
+        try:
+            while True:
+                size = int((await reader.readline()).strip(), 16)
+                chunk = await reader.readexactly(size)
+                await reader.readline()
+                now = time.perf_counter()
+                for line in chunk.splitlines():
+                    name = line.split(b'"name":"', 1)[1].split(b'"', 1)[0].decode()
+                    received.append((name, now))
+                if last in chunk:
+                    return
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+    await asyncio.wait_for(ready.wait(), 30)
+    async with Connection(*_host_port(write_url)) as c:
+        for i in range(writes):
+            name = f"{prefix}-{i}"
+            r = await c.post(path, orjson.dumps({"metadata": {"name": name}, "data": {"i": "x"}}))
+            acked[name] = time.perf_counter()
+            if r.status_code != 201:
+                raise RuntimeError(f"{r.status_code}: {r.body[:200]!r}")
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    return [t - acked[n] for n, t in received if n in acked]
