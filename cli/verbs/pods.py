@@ -318,6 +318,17 @@ def exec_url(
     return f"{base}{path}?{urlencode(q)}"
 
 
+def upgrade_error(e: Any) -> errors.ApiError:
+    """The API error behind a refused WebSocket upgrade (a ``websockets`` ``InvalidStatus``):
+    its ``Status`` body, else its text."""
+    body = e.response.body or b""
+    try:
+        status = json.loads(body)
+    except ValueError:
+        status = {"message": body.decode(errors="replace") or str(e)}
+    return errors.from_status(status, e.response.status_code)
+
+
 def run_exec(session: Session, args: argparse.Namespace) -> int:
     command = list(getattr(args, "after_dashes", []))
     if not command:
@@ -341,12 +352,7 @@ def run_exec(session: Session, args: argparse.Namespace) -> int:
             max_size=None,
         )
     except InvalidStatus as e:
-        body = e.response.body or b""
-        try:
-            status = json.loads(body)
-        except ValueError:
-            status = {"message": body.decode(errors="replace") or str(e)}
-        raise errors.from_status(status, e.response.status_code) from None
+        raise upgrade_error(e) from None
     v5 = ws.subprotocol == "v5.channel.k8s.io"
     if args.stdin:
         threading.Thread(target=_pump_stdin, args=(ws, v5), daemon=True).start()

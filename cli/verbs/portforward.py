@@ -18,14 +18,13 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from cli.config import Session
 from cli.errors import CliError
-from cli.verbs.pods import pods_for
-from machinery import errors, kinds, spdy
+from cli.verbs.pods import pods_for, upgrade_error
+from machinery import kinds, spdy
 
 TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 READ_SIZE = 32 * 1024
@@ -216,12 +215,7 @@ class Forwarder:
                 max_size=None,
             )
         except websockets.InvalidStatus as e:
-            body = e.response.body or b""
-            try:
-                status = json.loads(body)
-            except ValueError:
-                status = {"message": body.decode(errors="replace") or str(e)}
-            raise errors.from_status(status, e.response.status_code) from None
+            raise upgrade_error(e) from None
         except (OSError, TimeoutError, websockets.InvalidHandshake) as e:
             raise CliError(f"error upgrading connection: {e}") from None
 
