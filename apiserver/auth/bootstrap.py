@@ -231,6 +231,7 @@ def _controller_manager_rules() -> list[dict[str, Any]]:
         ),
         rule(["create"], ["apps"], ["replicasets", "controllerrevisions"]),
         rule(["create"], ["discovery.k8s.io"], ["endpointslices"]),
+        rule(["create"], ["storage.k8s.io"], ["storageclasses"]),  # local-path's default class
         rule(["create"], ["events.k8s.io"], ["events"]),
         rule(["create"], ["coordination.k8s.io"], ["leases"]),
         rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
@@ -264,6 +265,14 @@ def _node_proxier_rules() -> list[dict[str, Any]]:
         rule(["list", "watch"], [""], ["endpoints", "services"]),
         rule(READ, [""], ["nodes"]),
         rule(EVENT_WRITE, ["", "events.k8s.io"], ["events"]),
+        rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
+    ]
+
+
+def _dns_rules() -> list[dict[str, Any]]:
+    """``tug dns`` (what CoreDNS's ``system:coredns`` role holds)."""
+    return [
+        rule(["list", "watch"], [""], ["endpoints", "services", "pods", "namespaces"]),
         rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
     ]
 
@@ -320,6 +329,7 @@ def default_objects() -> list[dict[str, Any]]:
         cluster_role("system:kube-controller-manager", _controller_manager_rules()),
         cluster_role("system:kube-scheduler", _scheduler_rules()),
         cluster_role("system:node-proxier", _node_proxier_rules()),
+        cluster_role("system:tug-dns", _dns_rules()),
     ]
     authenticated = ("Group", "system:authenticated")
     unauthenticated = ("Group", "system:unauthenticated")
@@ -341,6 +351,7 @@ def default_objects() -> list[dict[str, Any]]:
             "system:kube-scheduler", "system:kube-scheduler", [("User", "system:kube-scheduler")]
         ),
         binding("system:node-proxier", "system:node-proxier", [("User", "system:kube-proxy")]),
+        binding("system:tug-dns", "system:tug-dns", [("User", "system:tug-dns")]),
     ]
     return roles + bindings
 

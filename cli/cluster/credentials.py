@@ -8,8 +8,9 @@ Who is who (CN = user, O = groups, as the API server's x509 authenticator reads 
 - the hollow-node process (``--runtime fake``, N nodes in one process) cannot be one node, so it
   runs as ``tug:hollow-nodes`` in ``system:masters``;
 - controller-manager, scheduler, proxy and DNS: ``system:kube-controller-manager``,
-  ``system:kube-scheduler``, ``system:kube-proxy``, ``system:tug-dns``, for now also in
-  ``system:masters`` (the RBAC bootstrap roles for them can replace that group later);
+  ``system:kube-scheduler``, ``system:kube-proxy``, ``system:tug-dns``, in no group: the API
+  server's bootstrap ClusterRoles bound to those users say what each may do
+  (apiserver/auth/bootstrap.py);
 - ``D/kubeconfig`` (the user's): ``admin`` in ``system:masters``.
 
 Private keys and kubeconfigs are mode 0600 in a 0700 directory and never printed.
@@ -36,7 +37,9 @@ def identity(component: str) -> tuple[str, tuple[str, ...]]:
     """(user, groups) a component authenticates as."""
     if component.startswith("kubelet-"):
         return f"system:node:{component.removeprefix('kubelet-')}", ("system:nodes",)
-    return SYSTEM_USERS[component], (MASTERS,)
+    if component == "kubelet":
+        return SYSTEM_USERS[component], (MASTERS,)
+    return SYSTEM_USERS[component], ()
 
 
 def kubeconfig_path(data_dir: Path, component: str) -> Path:

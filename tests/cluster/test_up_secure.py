@@ -60,9 +60,7 @@ def test_credentials_name_nodes_as_nodes_and_keep_keys_private(tmp_path: Path) -
     assert _subject(kubeconfig_path(tmp_path, "kubelet-node-1")) == (
         "CN=system:node:node-1,O=system:nodes"
     )
-    assert _subject(kubeconfig_path(tmp_path, "scheduler")) == (
-        "CN=system:kube-scheduler,O=system:masters"
-    )
+    assert _subject(kubeconfig_path(tmp_path, "scheduler")) == "CN=system:kube-scheduler"
     assert _subject(tmp_path / "kubeconfig") == "CN=admin,O=system:masters"
     for f in (kubeconfig_path(tmp_path, "scheduler"), tmp_path / "pki" / "ca.key"):
         assert f.stat().st_mode & 0o077 == 0, f
