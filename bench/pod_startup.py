@@ -13,7 +13,10 @@ and an API server. Prints:
   create request to the watch showing every container running; p50 / p99 and the ratio to the
   floor; the node agent's RSS with the pods running;
 * **hollow**: ``--hollow`` hollow nodes in one process (``--runtime fake --hollow-nodes K``):
-  seconds from process start until every Node is Ready, and that process's RSS.
+  seconds from process start until every Node is Ready (and until 100, 300, 1,000 of them
+  were), that process's CPU seconds and RSS by then; with ``--hollow-steady S``, its CPU over
+  the next S seconds and how many nodes are still Ready; ``--hollow-profile FILE`` runs it
+  under cProfile. ``--pods 0`` measures only this (no containerd needed).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -207,37 +212,106 @@ async def measure_agent(
 # -- hollow nodes --------------------------------------------------------------------------------
 
 
-async def measure_hollow(url: str, count: int, log_file: Path) -> tuple[float, float]:
-    """(seconds until ``count`` hollow nodes are Ready, RSS MiB of their process)."""
+HOLLOW_MILESTONES = (100, 300, 1000)
+
+
+@dataclass
+class HollowResult:
+    """What :func:`measure_hollow` saw of one hollow-node process."""
+
+    count: int
+    ready: int  # nodes Ready at the end (``count`` unless it timed out)
+    seconds: float  # until ``ready`` nodes were Ready
+    milestones: dict[int, float]  # N → seconds until N nodes were Ready
+    cpu_start: float  # CPU seconds of the process until every node was Ready
+    rss: float  # MiB, when every node was Ready
+    steady_cpu: float | None = None  # % of one core over the steady window
+    steady_ready: int | None = None  # nodes still Ready at the end of that window
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def count_ready(client: AsyncClient) -> int:
+    nodes = (await client.list_all(NODES, label_selector="tugboat.io/hollow=true"))["items"]
+    return sum(
+        any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+        for n in nodes
+    )
+
+
+async def measure_hollow(
+    url: str,
+    count: int,
+    log_file: Path,
+    *,
+    timeout: float = 300,
+    steady: float = 0,
+    profile: Path | None = None,
+) -> HollowResult:
+    """Start ``count`` hollow nodes; time until they are Ready (and until 100, 300 ... of
+    them are), the process's CPU and RSS; then, for ``steady`` seconds, its CPU while idle."""
     client = AsyncClient(url)
-    cmd = [sys.executable, "-m", "kubelet.main", "--server", url, "--runtime", "fake"]
+    cmd = [sys.executable]
+    if profile is not None:
+        cmd += ["-m", "cProfile", "-o", str(profile)]
+    cmd += ["-m", "kubelet.main", "--server", url, "--runtime", "fake"]
     cmd += ["--hollow-nodes", str(count), "--hollow-prefix", "hollow-"]
     out = open(log_file, "ab")  # noqa: SIM115 - closed below
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+    milestones: dict[int, float] = {}
+    ready = 0
     try:
-        while time.monotonic() - started < 300:
-            nodes = (await client.list_all(NODES, label_selector="tugboat.io/hollow=true"))["items"]
-            ready = sum(
-                any(
-                    c["type"] == "Ready" and c["status"] == "True"
-                    for c in n["status"]["conditions"]
-                )
-                for n in nodes
-            )
-            if ready >= count or proc.poll() is not None:
-                return time.monotonic() - started, rss_mib(proc.pid)
-            await asyncio.sleep(0.25)
-        raise RuntimeError(f"hollow nodes not Ready in 300 s ({ready}/{count})")
+        while ready < count and proc.poll() is None and time.monotonic() - started < timeout:
+            ready = await count_ready(client)
+            for n in HOLLOW_MILESTONES:
+                if n <= min(ready, count) and n not in milestones:
+                    milestones[n] = time.monotonic() - started
+            if ready < count:
+                await asyncio.sleep(0.25)
+        result = HollowResult(
+            count,
+            ready,
+            time.monotonic() - started,
+            milestones,
+            cpu_seconds(proc.pid),
+            rss_mib(proc.pid),
+        )
+        if steady and ready >= count:
+            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            await asyncio.sleep(steady)
+            result.steady_cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0) * 100
+            result.steady_ready = await count_ready(client)
+        return result
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
+            proc.wait(60)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         out.close()
         await client.aclose()
+
+
+def hollow_lines(r: HollowResult) -> list[str]:
+    done = "" if r.ready >= r.count else f" (only {r.ready} Ready: timed out)"
+    marks = "   ".join(f"{n}: {s:.1f} s" for n, s in sorted(r.milestones.items()))
+    out = [
+        f"{'hollow nodes Ready':<28} {r.count} in {r.seconds:.1f} s{done}   [{marks}]",
+        f"{'hollow process':<28} CPU {r.cpu_start:.1f} s until Ready   RSS {r.rss:.0f} MiB "
+        f"({r.rss / r.count * 1024:.0f} KiB/node)",
+    ]
+    if r.steady_cpu is not None:
+        out.append(
+            f"{'hollow process, steady':<28} CPU {r.steady_cpu:.0f}% of a core   "
+            f"{r.steady_ready}/{r.count} still Ready"
+        )
+    return out
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -256,11 +330,15 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             print(line("node agent (create→running)", latencies, percentile(floor, 99)))
             print(f"{'node agent RSS':<28} {rss:.1f} MiB with {args.pods} pods running", flush=True)
         if args.hollow:
-            seconds, hollow_rss = await measure_hollow(url, args.hollow, work / "hollow.log")
-            print(
-                f"{'hollow nodes Ready':<28} {args.hollow} in {seconds:.1f} s   "
-                f"process RSS {hollow_rss:.0f} MiB ({hollow_rss / args.hollow * 1024:.0f} KiB/node)"
+            result = await measure_hollow(
+                url,
+                args.hollow,
+                work / "hollow.log",
+                timeout=args.hollow_timeout,
+                steady=args.hollow_steady,
+                profile=args.hollow_profile,
             )
+            print("\n".join(hollow_lines(result)))
             print(f"{'API server RSS':<28} {rss_mib(api_pid):.0f} MiB")
 
 
@@ -269,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pods", type=int, default=30)
     p.add_argument("--rate", type=float, default=5.0, help="pods created per second")
     p.add_argument("--hollow", type=int, default=1000, help="hollow nodes (0: skip)")
+    p.add_argument("--hollow-timeout", type=float, default=300, help="seconds to wait for Ready")
+    p.add_argument(
+        "--hollow-steady", type=float, default=0, help="then measure idle CPU this many seconds"
+    )
+    p.add_argument("--hollow-profile", type=Path, help="run the hollow process under cProfile")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root (containerd)", file=sys.stderr)

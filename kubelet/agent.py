@@ -5,7 +5,8 @@
 - :class:`~kubelet.node.NodeStatus` registers the Node, renews its Lease and writes status;
 - pods come from an informer on ``fieldSelector=spec.nodeName=<node>`` (or, for hollow nodes,
   from a shared informer that calls :meth:`NodeAgent.pod_event`); each pod uid gets a
-  :class:`~kubelet.podworker.PodWorker`;
+  :class:`~kubelet.podworker.PodWorker`; an agent with its own pod informer also watches
+  Services (:class:`~kubelet.env.ServiceCache`) for the pods' Service variables;
 - a poller (the kubelet's PLEG) lists the node's sandboxes and containers every
   ``pleg_period`` and wakes the worker of every pod whose runtime state changed;
 - once the pod cache is synced, pods the runtime holds but the API server does not are
@@ -30,6 +31,7 @@ from . import metrics as resource_metrics
 from .backoff import Backoff
 from .cgroups import CgroupManager
 from .cri.client import AsyncRuntimeClient
+from .env import ServiceCache
 from .node import CidrAllocator, Machine, NodeConfig, NodeStatus
 from .podworker import NullRecorder, PodWorker, Recorder, WorkerContext
 
@@ -54,7 +56,7 @@ class AgentConfig:
     cluster_domain: str = "cluster.local"
     local_registries: tuple[str, ...] = ()  # registries treated as reachable (see podworker)
     labels: dict[str, str] = field(default_factory=dict)
-    pleg_period: float = 1.0
+    pleg_period: float = 1.0  # 0: no poller of its own (hollow nodes share one)
     resync: float | None = 60.0
     lease_period: float = 10.0
     status_period: float = 60.0
@@ -114,6 +116,7 @@ class NodeAgent:
         self.workers: dict[str, PodWorker] = {}
         self.synced = asyncio.Event()
         self.runtime_name = "containerd"
+        self._runtime_version: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pleg_seen: dict[str, tuple[str, int]] = {}
         self.ctx: WorkerContext | None = None
@@ -122,15 +125,23 @@ class NodeAgent:
     # -- runtime identity --------------------------------------------------------------------
 
     async def _runtime_status(self) -> tuple[bool, str, str]:
-        version = await self.runtime.version()
-        status = await self.runtime.status()
+        """(ready, message, version) for the node status. The version is asked once, and
+        again only after a status call failed (the runtime may have been replaced)."""
+        if self._runtime_version is None:
+            version = await self.runtime.version()
+            self._runtime_version = f"{version.runtime_name}://{version.runtime_version}"
+        try:
+            status = await self.runtime.status()
+        except Exception:
+            self._runtime_version = None
+            raise
         not_ready = [
             f"{c.type}=false reason:{c.reason} message:{c.message}"
             for c in status.status.conditions
             if c.type in ("RuntimeReady", "NetworkReady") and not c.status
         ]
         message = "container runtime not ready: " + ", ".join(not_ready) if not_ready else ""
-        return not not_ready, message, f"{version.runtime_name}://{version.runtime_version}"
+        return not not_ready, message, self._runtime_version
 
     def _make_context(self) -> WorkerContext:
         c = self.config
@@ -175,13 +186,16 @@ class NodeAgent:
         self._spawn(self.status.run_lease(), "lease")
         self._spawn(self.status.run_status(), "status")
         if self.own_informer:
+            self.ctx.services = ServiceCache(self.client)
+            self._spawn(self.ctx.services.run(), "service informer")
             self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={self.name}")
             self.informer.add_handler(
                 self.pod_event, lambda _old, new: self.pod_event(new), self.pod_deleted
             )
             self._spawn(self.informer.run(), "pod informer")
             self._spawn(self._mark_synced(self.informer), "sync")
-        self._spawn(self._pleg(), "pleg")
+        if self.config.pleg_period:
+            self._spawn(self._pleg(), "pleg")
         self.sampler = resource_metrics.ResourceSampler(
             self.runtime,
             self.name,

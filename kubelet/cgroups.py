@@ -24,6 +24,7 @@ candidate path, see :func:`candidate_paths`): CRI never removes pod-level cgroup
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -150,19 +151,29 @@ class CgroupManager:
         self.pods = pods  # the node's pods (a snapshot per call), for the Burstable shares
         self._qos_lock = threading.Lock()  # the last write reflects the latest snapshot
 
-    def _hierarchy(self, controller: str) -> Path | None:
-        """The root of the v1 hierarchy holding ``controller`` (``None`` on cgroup v2)."""
-        probe = {"cpu": "cpu.shares", "memory": "memory.limit_in_bytes"}[controller]
-        for root in hierarchies(self.mount):
-            if (root / probe).exists():
-                return root
-        return None
+    @functools.cached_property
+    def _controllers(self) -> dict[str, Path | None]:
+        """The root of the v1 hierarchy holding each controller (``None`` on cgroup v2); the
+        mounts do not change while the agent runs, so they are looked up once."""
+        probes = {"cpu": "cpu.shares", "memory": "memory.limit_in_bytes"}
+        roots = hierarchies(self.mount)
+        return {
+            controller: next((r for r in roots if (r / probe).exists()), None)
+            for controller, probe in probes.items()
+        }
 
-    def _roots(self) -> list[Path]:
-        found = [r for r in (self._hierarchy("cpu"), self._hierarchy("memory")) if r is not None]
+    def _hierarchy(self, controller: str) -> Path | None:
+        return self._controllers[controller]
+
+    @functools.cached_property
+    def _root_dirs(self) -> list[Path]:
+        found = [r for r in self._controllers.values() if r is not None]
         if found:
             return found
         return [r for r in hierarchies(self.mount) if (r / "cgroup.controllers").exists()]
+
+    def _roots(self) -> list[Path]:
+        return self._root_dirs
 
     def ensure_qos(self) -> None:
         """Make ``kubepods``, ``kubepods/burstable`` and ``kubepods/besteffort`` (idempotent)

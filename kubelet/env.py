@@ -21,6 +21,9 @@ Contracts (``kubelet_pods.go`` ``makeEnvironmentVariables``):
   ``_ADDR``) come first, so ``env`` overrides them and ``$(VAR)`` can use them; the
   ``default/kubernetes`` Service's are always there (``KUBERNETES_SERVICE_HOST`` is what
   in-cluster clients look for) unless the namespace has its own ``kubernetes`` Service.
+- The Services come from :class:`ServiceCache` (one watch per agent, like the kubelet's
+  Service informer) once it has synced, else from the API server; as in Kubernetes, a Service
+  created after the pod started is not in its environment.
 - A missing required object or key raises :class:`ConfigError` with Kubernetes' message; the
   worker reports it as ``CreateContainerConfigError`` and retries with back-off.
 """
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from machinery import errors
+from machinery.informer import Informer
 from machinery.kinds import lookup
 from machinery.quantity import cpu_millis, to_bytes
 
@@ -111,12 +115,40 @@ def references(pod: Obj) -> set[tuple[str, str]]:
     return {(kind, name) for kind, name in refs if name}
 
 
-async def fetch_services(client: Any, pod: Obj) -> list[Obj]:
+class ServiceCache:
+    """Every Service, kept current by one list+watch (the kubelet's Service informer), so a pod
+    start asks the API server nothing for its Service variables. ``await run()`` in a task."""
+
+    def __init__(self, client: Any) -> None:
+        self.informer = Informer(client, SERVICES)
+
+    @property
+    def synced(self) -> bool:
+        return self.informer.synced
+
+    async def run(self) -> None:
+        await self.informer.run()
+
+    def namespace(self, namespace: str) -> list[Obj]:
+        return self.informer.store.list(namespace)
+
+    def get(self, namespace: str, name: str) -> Obj | None:
+        return self.informer.store.get_by(namespace, name)
+
+
+async def fetch_services(client: Any, pod: Obj, cache: ServiceCache | None = None) -> list[Obj]:
     """The Services whose variables the pod gets: its namespace's (when service links are on)
-    and ``default/kubernetes``."""
+    and ``default/kubernetes``; read from ``cache`` once it is synced, else from the API."""
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-    out: list[Obj] = []
-    if (pod.get("spec") or {}).get("enableServiceLinks", True):
+    links = (pod.get("spec") or {}).get("enableServiceLinks", True)
+    if cache is not None and cache.synced:
+        out = list(cache.namespace(namespace)) if links else []
+        master = cache.get(*MASTER_SERVICE)
+        if (namespace != MASTER_SERVICE[0] or not out) and master is not None:
+            out.append(master)
+        return out
+    out = []
+    if links:
         out = list((await client.list(SERVICES, namespace)).get("items") or [])
     if namespace != MASTER_SERVICE[0] or not out:
         try:
@@ -126,11 +158,11 @@ async def fetch_services(client: Any, pod: Obj) -> list[Obj]:
     return out
 
 
-async def fetch_sources(client: Any, pod: Obj) -> Sources:
+async def fetch_sources(client: Any, pod: Obj, services: ServiceCache | None = None) -> Sources:
     """GET every ConfigMap and Secret the pod refers to (missing ones are ``None``) and the
-    Services of :func:`fetch_services`."""
+    Services of :func:`fetch_services` (from ``services`` when given and synced)."""
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-    sources = Sources(services=await fetch_services(client, pod))
+    sources = Sources(services=await fetch_services(client, pod, services))
     for kind, name in sorted(references(pod)):
         rt = CONFIGMAPS if kind == "configmap" else SECRETS
         try:

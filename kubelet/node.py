@@ -12,10 +12,18 @@ Contracts:
   controller yet; a process-wide :class:`CidrAllocator` keeps hollow nodes from colliding;
   two separate processes registering at the same instant may still pick the same one).
 - :meth:`NodeStatus.run_lease` renews ``kube-node-lease/<node>`` every ``lease_period``
-  (10 s; duration 40 s), recreating it if deleted.
-- :meth:`NodeStatus.run_status` writes conditions (Ready from the runtime's RuntimeReady and
-  NetworkReady; Memory/Disk/PID pressure from the machine) when they change, and at least
+  (10 s; duration 40 s), recreating it if deleted. The Lease is the heartbeat.
+- :meth:`NodeStatus.run_status` computes the conditions (Ready from the runtime's RuntimeReady
+  and NetworkReady; Memory/Disk/PID pressure from the machine) every ``status_check_period``
+  (10 s, Kubernetes' nodeStatusUpdateFrequency) and PATCHes them only when they changed, or
   every ``status_period`` (60 s) with a fresh ``lastHeartbeatTime``.
+- No GET of what the agent holds: the last Node and Lease it wrote are kept and compared or
+  updated with their ``resourceVersion``; a 409 re-reads the Lease. After a failed write (the
+  API server may have marked the node ``Unknown`` meanwhile) the next status pass re-reads the
+  Node and writes whatever differs.
+- Timers carry Kubernetes' 4% jitter, and the first status pass and second renewal land at a
+  random point of their period, so many agents in one process (hollow nodes) do not fire
+  together.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import ipaddress
 import logging
 import os
 import platform
+import random
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -47,6 +56,8 @@ LEASE_DURATION = 40
 CLUSTER_CIDR = "10.244.0.0/16"
 KUBELET_VERSION = "v1.33.0-tugboat"
 MAX_PODS = 110
+RUNTIME_DOWN_AFTER = 30.0  # s without a runtime answer before NotReady (kubelet: 30 s)
+JITTER = 0.04  # wait.JitterUntil's factor for the kubelet's status and lease loops
 Obj = dict[str, Any]
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
 
@@ -197,6 +208,15 @@ def condition_states(conditions: list[Obj]) -> dict[str, str]:
     return {c.get("type", ""): c.get("status", "") for c in conditions}
 
 
+def jittered(period: float, factor: float = JITTER) -> float:
+    """``period`` plus up to ``factor`` of it, at random (Kubernetes' ``wait.Jitter``)."""
+    return period * (1 + factor * random.random())
+
+
+class RuntimeUnanswered(Exception):
+    """The runtime did not answer a status check, but answered recently: keep the status."""
+
+
 class CidrAllocator:
     """Hands out /24s of the cluster CIDR not used by any node (process-wide reservations)."""
 
@@ -255,8 +275,11 @@ class NodeStatus:
         self.runtime_status = runtime_status
         self.machine = machine or Machine.detect(config.root_dir)
         self.pressure = pressure or (lambda: measure_pressure(config.root_dir))
-        self.allocator = allocator or CidrAllocator()
-        self.node: Obj | None = None
+        self.allocator = allocator  # made on first use: nodes with a known CIDR need none
+        self.node: Obj | None = None  # as last written (or read)
+        self.lease: Obj | None = None  # as last written
+        self.reread = False  # a write failed: the server's Node may differ from ``node``
+        self.runtime_answered: float | None = None  # loop time of the last runtime answer
         self.last_status_write = 0.0
         self.registered = asyncio.Event()
 
@@ -303,9 +326,16 @@ class NodeStatus:
         }
 
     async def _conditions(self, old: list[Obj]) -> tuple[list[Obj], str]:
+        """The conditions now. A runtime that stops answering makes the node NotReady once it
+        last answered :data:`RUNTIME_DOWN_AFTER` ago; until then :class:`RuntimeUnanswered`."""
+        now = asyncio.get_running_loop().time()
         try:
             ready, message, version = await self.runtime_status()
-        except Exception as err:  # the runtime is down: the node is not ready
+            self.runtime_answered = now
+        except Exception as err:
+            answered = self.runtime_answered
+            if answered is not None and now - answered < RUNTIME_DOWN_AFTER:
+                raise RuntimeUnanswered(str(err)) from err
             ready, message, version = False, f"container runtime is down: {err}", ""
         return node_conditions(old, ready, message, self.pressure()), version
 
@@ -315,6 +345,7 @@ class NodeStatus:
         while True:
             try:
                 self.node = await self._register_once()
+                self.reread = False
                 self.registered.set()
                 return self.node
             except (errors.ApiError, OSError) as err:
@@ -327,14 +358,15 @@ class NodeStatus:
     async def _register_once(self) -> Obj:
         conditions, version = await self._conditions([])
         body = self.node_object(version, conditions)
-        try:
-            existing = await self.client.get(NODES, self.config.name)
-        except errors.NotFound:
-            existing = None
-        cidr = self.config.pod_cidr  # None: allocate one; "": none
+        cidr = self.config.pod_cidr  # None: allocate one (or keep the existing node's); "": none
+        existing = None
+        if cidr is None:
+            with contextlib.suppress(errors.NotFound):
+                existing = await self.client.get(NODES, self.config.name)
         if existing is not None and not cidr:
             cidr = (existing.get("spec") or {}).get("podCIDR") or cidr
         if cidr is None:
+            self.allocator = self.allocator or CidrAllocator()
             cidr = await self.allocator.allocate(self.client)
         if cidr:
             body["spec"] = {"podCIDR": cidr, "podCIDRs": [cidr]}
@@ -378,67 +410,96 @@ class NodeStatus:
             },
         }
 
-    async def renew_lease(self) -> Obj:
-        """Create or renew the node's Lease once."""
+    def _renewed(self, lease: Obj) -> Obj:
+        """``lease`` (with its resourceVersion) holding a fresh renewTime."""
+        return {**lease, "spec": {**(lease.get("spec") or {}), **self._lease_body()["spec"]}}
+
+    async def _create_lease(self) -> Obj:
         try:
-            lease = await self.client.get(LEASES, self.config.name, LEASE_NAMESPACE)
+            return await self.client.create(LEASES, self._lease_body(), LEASE_NAMESPACE)
+        except errors.AlreadyExists:  # e.g. left by an earlier run of this agent
+            current = await self.client.get(LEASES, self.config.name, LEASE_NAMESPACE)
+            return await self.client.update(LEASES, self._renewed(current))
+        except errors.NotFound:  # the namespace does not exist yet
+            with contextlib.suppress(errors.AlreadyExists):
+                await self.client.create(
+                    NAMESPACES,
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Namespace",
+                        "metadata": {"name": LEASE_NAMESPACE},
+                    },
+                )
+            return await self.client.create(LEASES, self._lease_body(), LEASE_NAMESPACE)
+
+    async def renew_lease(self) -> Obj:
+        """Create or renew the node's Lease once: an update of the Lease last written, with
+        no GET unless that one is out of date (409) or gone."""
+        try:
+            if self.lease is None:
+                self.lease = await self._create_lease()
+            else:
+                self.lease = await self.client.update(LEASES, self._renewed(self.lease))
+        except errors.Conflict:  # someone else wrote it (or created it meanwhile)
+            current = await self.client.get(LEASES, self.config.name, LEASE_NAMESPACE)
+            self.lease = await self.client.update(LEASES, self._renewed(current))
         except errors.NotFound:
-            try:
-                return await self.client.create(LEASES, self._lease_body(), LEASE_NAMESPACE)
-            except errors.NotFound:  # the namespace does not exist yet
-                with contextlib.suppress(errors.AlreadyExists):
-                    await self.client.create(
-                        NAMESPACES,
-                        {
-                            "apiVersion": "v1",
-                            "kind": "Namespace",
-                            "metadata": {"name": LEASE_NAMESPACE},
-                        },
-                    )
-                return await self.client.create(LEASES, self._lease_body(), LEASE_NAMESPACE)
-        body = self._lease_body()
-        lease = dict(lease)
-        lease["spec"] = {**(lease.get("spec") or {}), **body["spec"]}
-        return await self.client.update(LEASES, lease)
+            self.lease = None
+            self.lease = await self._create_lease()
+        return self.lease
 
     async def run_lease(self) -> None:
         await self.registered.wait()
+        first = True
         while True:
             try:
                 await self.renew_lease()
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                self.reread = True
                 log.warning("node %s: lease renewal failed: %s", self.config.name, err)
-            await asyncio.sleep(self.config.lease_period)
+            period = self.config.lease_period
+            await asyncio.sleep(period * random.uniform(0.5, 1) if first else jittered(period))
+            first = False
 
     # -- status ------------------------------------------------------------------------------
 
     async def update_status(self, force: bool = False) -> bool:
-        """Write the node status if a condition changed (or ``force``); returns whether it
-        wrote."""
-        current = await self.client.get(NODES, self.config.name)
-        old = (current.get("status") or {}).get("conditions") or []
+        """Write the node status if a condition or the runtime version changed (or ``force``);
+        returns whether it wrote. Compares with the Node last written, re-read only after a
+        failed write."""
+        current = self.node
+        if current is None or self.reread:
+            current = await self.client.get(NODES, self.config.name)
+            self.node, self.reread = current, False
+        old_status = current.get("status") or {}
+        old = old_status.get("conditions") or []
         conditions, version = await self._conditions(old)
-        if not force and condition_states(conditions) == condition_states(old):
+        node_info = old_status.get("nodeInfo") or {}
+        new_version = bool(version) and node_info.get("containerRuntimeVersion") != version
+        if not force and not new_version and condition_states(conditions) == condition_states(old):
             return False
-        status = {"conditions": conditions}
+        status: Obj = {"conditions": conditions}
         if version:
-            status["nodeInfo"] = {
-                **((current.get("status") or {}).get("nodeInfo") or {}),
-                "containerRuntimeVersion": version,
-            }
-        self.node = await self.client.patch(
-            NODES, self.config.name, {"status": status}, subresource="status"
-        )
+            status["nodeInfo"] = {**node_info, "containerRuntimeVersion": version}
+        try:
+            self.node = await self.client.patch(
+                NODES, self.config.name, {"status": status}, subresource="status"
+            )
+        except errors.NotFound:
+            raise
+        except Exception:
+            self.reread = True
+            raise
         self.last_status_write = asyncio.get_running_loop().time()
         return True
 
     async def run_status(self) -> None:
         await self.registered.wait()
         loop = asyncio.get_running_loop()
+        await asyncio.sleep(random.uniform(0, self.config.status_check_period))
         while True:
-            await asyncio.sleep(self.config.status_check_period)
             due = loop.time() - self.last_status_write >= self.config.status_period
             try:
                 await self.update_status(force=due)
@@ -446,6 +507,8 @@ class NodeStatus:
                 raise
             except errors.NotFound:
                 log.warning("node %s was deleted; registering again", self.config.name)
+                self.lease = None
                 await self.register()
             except Exception as err:
                 log.warning("node %s: status update failed: %s", self.config.name, err)
+            await asyncio.sleep(jittered(self.config.status_check_period))

@@ -6,13 +6,16 @@ The snapshot is built only from CRI state and the labels/annotations the agent w
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from . import labels as L
 from .cri import api_pb2 as pb
 from .cri.errors import CriNotFound
 
+T = TypeVar("T")
 RUNNING = "running"
 EXITED = "exited"
 CREATED = "created"
@@ -117,55 +120,85 @@ def _int(value: str | None) -> int:
         return 0
 
 
-async def observe(runtime: Runtime, uid: str, node: str) -> PodRuntime:
-    """Read the pod's sandboxes and containers (with their statuses) from the runtime."""
-    selector = {L.POD_UID: uid, L.NODE: node}
-    out = PodRuntime(uid)
-    for s in await runtime.list_pod_sandbox(labels=selector):
-        ip, extra = "", ()
-        ready = s.state == pb.SANDBOX_READY
-        if ready:
-            try:
-                status = await runtime.pod_sandbox_status(s.id)
-            except CriNotFound:
-                continue
-            ip = status.network.ip
-            extra = tuple(x.ip for x in status.network.additional_ips)
-        out.sandboxes.append(
-            SandboxRecord(s.id, s.metadata.attempt, ready, _seconds(s.created_at), ip, extra)
-        )
-    out.sandboxes.sort(key=lambda s: (s.attempt, s.created_at), reverse=True)
-    records: list[ContainerRecord] = []
-    for c in await runtime.list_containers(labels=selector):
-        try:
-            st = await runtime.container_status(c.id)
-        except CriNotFound:
-            continue
-        ann = dict(st.annotations) or dict(c.annotations)
-        lab = dict(st.labels) or dict(c.labels)
-        records.append(
-            ContainerRecord(
-                id=c.id,
-                name=st.metadata.name or c.metadata.name,
-                sandbox_id=c.pod_sandbox_id,
-                restart_count=_int(ann.get(L.RESTART_COUNT)),
-                state=_STATES.get(st.state, UNKNOWN),
-                init=lab.get(L.CONTAINER_TYPE) == "init",
-                created_at=_seconds(st.created_at),
-                started_at=_seconds(st.started_at),
-                finished_at=_seconds(st.finished_at),
-                exit_code=st.exit_code,
-                reason=st.reason,
-                message=st.message,
-                image=st.image.image,
-                image_ref=st.image_ref,
-                hash=ann.get(L.CONTAINER_HASH, ""),
-                log_path=st.log_path,
-                pre_stop=ann.get(L.PRE_STOP, ""),
-                grace=_int(ann[L.GRACE_PERIOD]) if L.GRACE_PERIOD in ann else None,
-            )
-        )
-    records.sort(key=lambda r: (r.restart_count, r.created_at), reverse=True)
-    for r in records:
+def sandbox_record(
+    s: pb.PodSandbox | pb.PodSandboxStatus, status: pb.PodSandboxStatus | None
+) -> SandboxRecord:
+    """The record of sandbox ``s`` (a list item or its status); ``status`` gives the IPs."""
+    ip, extra = "", ()
+    if status is not None:
+        ip = status.network.ip
+        extra = tuple(x.ip for x in status.network.additional_ips)
+    ready = s.state == pb.SANDBOX_READY
+    return SandboxRecord(s.id, s.metadata.attempt, ready, _seconds(s.created_at), ip, extra)
+
+
+def container_record(
+    container_id: str, st: pb.ContainerStatus, sandbox_id: str, listed: pb.Container | None = None
+) -> ContainerRecord:
+    """The record of one container from its ContainerStatus (``listed``: its list item, whose
+    labels and annotations stand in for missing ones)."""
+    ann = dict(st.annotations) or (dict(listed.annotations) if listed is not None else {})
+    lab = dict(st.labels) or (dict(listed.labels) if listed is not None else {})
+    return ContainerRecord(
+        id=container_id,
+        name=st.metadata.name or (listed.metadata.name if listed is not None else ""),
+        sandbox_id=sandbox_id,
+        restart_count=_int(ann.get(L.RESTART_COUNT)),
+        state=_STATES.get(st.state, UNKNOWN),
+        init=lab.get(L.CONTAINER_TYPE) == "init",
+        created_at=_seconds(st.created_at),
+        started_at=_seconds(st.started_at),
+        finished_at=_seconds(st.finished_at),
+        exit_code=st.exit_code,
+        reason=st.reason,
+        message=st.message,
+        image=st.image.image,
+        image_ref=st.image_ref,
+        hash=ann.get(L.CONTAINER_HASH, ""),
+        log_path=st.log_path,
+        pre_stop=ann.get(L.PRE_STOP, ""),
+        grace=_int(ann[L.GRACE_PERIOD]) if L.GRACE_PERIOD in ann else None,
+    )
+
+
+async def _or_none(call: Awaitable[T]) -> T | None:
+    try:
+        return await call
+    except CriNotFound:
+        return None
+
+
+def assemble(
+    uid: str, sandboxes: list[SandboxRecord], records: list[ContainerRecord]
+) -> PodRuntime:
+    """A :class:`PodRuntime` with sandboxes and container instances in their order."""
+    out = PodRuntime(uid, sorted(sandboxes, key=lambda s: (s.attempt, s.created_at), reverse=True))
+    for r in sorted(records, key=lambda r: (r.restart_count, r.created_at), reverse=True):
         out.containers.setdefault(r.name, []).append(r)
     return out
+
+
+async def observe(runtime: Runtime, uid: str, node: str) -> PodRuntime:
+    """Read the pod's sandboxes and containers (with their statuses) from the runtime; the
+    calls that do not depend on each other run concurrently."""
+    selector = {L.POD_UID: uid, L.NODE: node}
+    listed_sandboxes, listed = await asyncio.gather(
+        runtime.list_pod_sandbox(labels=selector), runtime.list_containers(labels=selector)
+    )
+    ready = [s for s in listed_sandboxes if s.state == pb.SANDBOX_READY]
+    answers = await asyncio.gather(
+        *(_or_none(runtime.pod_sandbox_status(s.id)) for s in ready),
+        *(_or_none(runtime.container_status(c.id)) for c in listed),
+    )
+    found = dict(zip((s.id for s in ready), answers[: len(ready)], strict=True))
+    sandboxes = [
+        sandbox_record(s, found.get(s.id))
+        for s in listed_sandboxes
+        if s.state != pb.SANDBOX_READY or found.get(s.id) is not None
+    ]
+    records = [
+        container_record(c.id, st, c.pod_sandbox_id, c)
+        for c, st in zip(listed, answers[len(ready) :], strict=True)
+        if st is not None
+    ]
+    return assemble(uid, sandboxes, records)

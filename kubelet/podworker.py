@@ -17,10 +17,15 @@ of :meth:`PodWorker.sync` is level-triggered and idempotent:
    pod in ContainerCreating and is retried; later passes refresh their files), and
    :meth:`PodWorker._execute` acts: images (ImageStatus first; a present image is pulled
    again only under ``Always`` from a registry reachable here, :mod:`kubelet.images.reachable`;
-   pull failures back off as ErrImagePull → ImagePullBackOff), sandbox (its pod cgroup and
-   limits first, :mod:`kubelet.cgroups`), containers, with events;
+   pull failures back off as ErrImagePull → ImagePullBackOff; a new sandbox's images are
+   checked while the sandbox is being set up), sandbox (its pod cgroup and limits first,
+   :mod:`kubelet.cgroups`), containers, with events;
 4. the status (:func:`kubelet.status.pod_status`) is written through ``pods/NAME/status`` as a
-   merge patch of the changed top-level fields, only when it changed.
+   merge patch of the changed top-level fields, only when it changed (``None`` members do not
+   count: the API server drops them). A pass that only created things writes it right after
+   StartContainer returns, from the snapshot it started with plus what it created (one
+   ContainerStatus per new container, the new sandbox's PodSandboxStatus already read for its
+   IP); a pass that stopped or removed anything observes the pod again first.
 
 Passes never overlap. Errors are logged and retried with a capped exponential delay.
 """
@@ -43,11 +48,11 @@ from . import volumes as vol
 from .backoff import Backoff
 from .cgroups import CgroupManager, pod_cgroup
 from .cri.client import AsyncRuntimeClient
-from .cri.errors import CriError
+from .cri.errors import CriError, CriNotFound
 from .cri.names import normalize_image
-from .env import Sources, fetch_sources
+from .env import ServiceCache, Sources, fetch_sources
 from .images.reachable import reachable
-from .observe import EXITED, PodRuntime, observe
+from .observe import EXITED, PodRuntime, assemble, container_record, observe, sandbox_record
 from .plan import Plan, Start, backoff_key, compute_plan, pod_ref
 from .probes import HandlerRunner, PodProbes, ProbeReport
 from .satoken import TokenManager
@@ -91,6 +96,7 @@ class WorkerContext:
     local_registries: frozenset[str] = frozenset()  # besides loopback: Always re-pulls there
     cgroups: CgroupManager | None = None  # pod-level cgroups (None: the runtime is fake)
     tokens: TokenManager = field(default_factory=TokenManager)  # projected SA tokens
+    services: ServiceCache | None = None  # Services for env variables (None: GET them)
 
 
 def pull_policy(c: Obj) -> str:
@@ -113,11 +119,28 @@ def _probed(report: ProbeReport) -> dict[str, tuple[bool, bool]]:
     return {name: (report.ready[name], report.started[name]) for name in report.ready}
 
 
+def _pruned(value: Any) -> Any:
+    """``value`` without ``None`` members, as the API server stores it (a condition's
+    ``lastProbeTime: null`` comes back absent)."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
 def _status_patch(old: Obj, new: Obj) -> Obj:
-    """A merge patch turning status ``old`` into ``new`` (top-level fields)."""
-    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    """A merge patch turning status ``old`` into ``new`` (top-level fields); fields equal up to
+    ``None`` members are left out."""
+    patch = {k: v for k, v in new.items() if _pruned(old.get(k)) != _pruned(v)}
     patch.update({k: None for k in old if k not in new})
     return patch
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark the outcome of a task nobody awaits as seen (no "never retrieved" warning)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class PodWorker:
@@ -224,10 +247,10 @@ class PodWorker:
             wake = _earliest(wake, refresh)
         changed = False
         if not plan.idle:
-            changed, exec_wake = await self._execute(pod, plan, rt)
+            changed, exec_wake, after = await self._execute(pod, plan, rt)
             if exec_wake is not None:
                 wake = exec_wake if wake is None else min(wake, exec_wake)
-            rt = await observe(ctx.runtime, self.uid, ctx.node.name)
+            rt = after if after is not None else await observe(ctx.runtime, self.uid, ctx.node.name)
         waiting = {**self.errors, **plan.waiting}
         status = pod_status(
             pod,
@@ -252,18 +275,40 @@ class PodWorker:
         ref.setdefault("apiVersion", "v1")
         self.ctx.recorder.event(ref, type_, reason, message)
 
-    async def _execute(self, pod: Obj, plan: Plan, rt: PodRuntime) -> tuple[bool, float | None]:
-        """Carry out ``plan``; returns (whether anything changed, seconds until a retry)."""
+    async def _execute(
+        self, pod: Obj, plan: Plan, rt: PodRuntime
+    ) -> tuple[bool, float | None, PodRuntime | None]:
+        """Carry out ``plan``; returns (whether anything changed, seconds until a retry, the
+        runtime snapshot after it when only creations happened, else ``None``: observe)."""
+        images = self._check_images(plan) if plan.create_sandbox else {}
+        try:
+            return await self._act(pod, plan, rt, images)
+        finally:
+            for task in images.values():  # not needed after all (the sandbox failed)
+                task.cancel()
+                task.add_done_callback(_retrieve)
+
+    def _check_images(self, plan: Plan) -> dict[str, asyncio.Task[Any]]:
+        """ImageStatus of the images ``plan`` starts, asked while the sandbox is being set up."""
+        names = {str(step.container.get("image") or "") for step in plan.start}
+        return {
+            image: asyncio.ensure_future(self.ctx.runtime.image_status(image)) for image in names
+        }
+
+    async def _act(
+        self, pod: Obj, plan: Plan, rt: PodRuntime, images: dict[str, asyncio.Task[Any]]
+    ) -> tuple[bool, float | None, PodRuntime | None]:
         ctx = self.ctx
         changed = False
         wake: float | None = None
+        new_sandbox: Any = None  # the PodSandboxStatus of a sandbox created here
         if plan.kill_pod:
             for c in rt.running():
                 self._event_for(pod, "Normal", "Killing", f"Stopping container {c.name}")
             await kill_pod(ctx.runtime, rt, specs.grace_period(pod))
             changed = True
         if plan.finished:
-            return changed, None
+            return changed, None, None
         ip = ""
         for record, why in plan.kill:
             self._event_for(pod, "Normal", "Killing", why)
@@ -293,28 +338,60 @@ class PodWorker:
                     f"Failed to create pod sandbox: {err.details}",
                 )
                 raise
-            ip = (await ctx.runtime.pod_sandbox_status(sandbox_id)).network.ip
+            new_sandbox = await ctx.runtime.pod_sandbox_status(sandbox_id)
+            ip = new_sandbox.network.ip
             changed = True
         else:
             assert rt.sandbox is not None
             sandbox_id, ip = rt.sandbox.id, rt.sandbox.ip
             sandbox_config = specs.sandbox_config(pod, ctx.node, rt.sandbox.attempt)
+        created: list[str] = []
         for step in plan.start:
-            started, retry = await self._start(pod, step, sandbox_id, sandbox_config, ip)
+            started, retry = await self._start(
+                pod, step, sandbox_id, sandbox_config, ip, created, images
+            )
             changed = changed or started
             if retry is not None:
                 wake = retry if wake is None else min(wake, retry)
             if not started and step.init:
                 break
-        return changed, wake
+        if plan.kill_pod or plan.kill or plan.remove:
+            return changed, wake, None
+        # Only creations: read back just what was created instead of the whole pod, so the
+        # status is written right after StartContainer returns.
+        statuses = await asyncio.gather(*(self._container_status(cid) for cid in created))
+        sandboxes = list(rt.sandboxes)
+        if new_sandbox is not None:
+            sandboxes.append(sandbox_record(new_sandbox, new_sandbox))
+        records = rt.all_containers()
+        records += [
+            container_record(cid, st, sandbox_id)
+            for cid, st in zip(created, statuses, strict=True)
+            if st is not None
+        ]
+        return changed, wake, assemble(self.uid, sandboxes, records)
+
+    async def _container_status(self, container_id: str) -> Any:
+        try:
+            return await self.ctx.runtime.container_status(container_id)
+        except CriNotFound:
+            return None
 
     async def _start(
-        self, pod: Obj, step: Start, sandbox_id: str, sandbox_config: Any, pod_ip: str
+        self,
+        pod: Obj,
+        step: Start,
+        sandbox_id: str,
+        sandbox_config: Any,
+        pod_ip: str,
+        created: list[str],
+        images: dict[str, asyncio.Task[Any]],
     ) -> tuple[bool, float | None]:
-        """Image, create, start one container; returns (started, seconds until a retry)."""
+        """Image, create, start one container (its id is appended to ``created``); returns
+        (started, seconds until a retry). ``images``: ImageStatus calls already under way."""
         ctx, c = self.ctx, step.container
         name = c["name"]
-        retry = await self._ensure_image(pod, c)
+        retry = await self._ensure_image(pod, c, images.pop(str(c.get("image") or ""), None))
         if retry is not None:
             return False, retry
         key = backoff_key(pod, name)
@@ -339,6 +416,7 @@ class PodWorker:
             container_id = await ctx.runtime.create_container(sandbox_id, config, sandbox_config)
         except CriError as err:
             return self._failed(pod, key, name, "CreateContainerError", err.details)
+        created.append(container_id)
         self._event_for(pod, "Normal", "Created", f"Created container {name}")
         try:
             await ctx.runtime.start_container(container_id)
@@ -367,7 +445,7 @@ class PodWorker:
         """Fetch the ConfigMaps/Secrets the pod uses and set up its volumes; False (with a
         FailedMount event) when a volume cannot be set up yet."""
         ctx = self.ctx
-        self.sources = await fetch_sources(ctx.client, pod)
+        self.sources = await fetch_sources(ctx.client, pod, ctx.services)
         if not spec_volumes(pod):
             return True
         self.sources.tokens = await ctx.tokens.fetch(ctx.client, pod)
@@ -390,12 +468,15 @@ class PodWorker:
         self.mount_failures = 0
         return True
 
-    async def _ensure_image(self, pod: Obj, c: Obj) -> float | None:
+    async def _ensure_image(
+        self, pod: Obj, c: Obj, checking: asyncio.Task[Any] | None = None
+    ) -> float | None:
         """Make the image present per ``imagePullPolicy``; ``None`` when it is, else the
-        seconds until the next attempt (the waiting reason is recorded)."""
+        seconds until the next attempt (the waiting reason is recorded). ``checking``: its
+        ImageStatus call, already under way."""
         ctx, name, image = self.ctx, c["name"], str(c.get("image") or "")
         try:
-            present = await ctx.runtime.image_status(image)
+            present = await (checking or ctx.runtime.image_status(image))
         except (CriError, ValueError) as err:
             self.errors[name] = ("InvalidImageName", str(err))
             return ctx.resync or 60.0

@@ -1,0 +1,103 @@
+"""The pod start path asks the runtime and the API server only what it does not know yet.
+
+Against the fake CRI runtime (it counts RPCs) and the fake API server (it records requests):
+a start pass reads back just the sandbox and container it created, an unchanged status is not
+written again (the API server drops ``None`` members, so they must not count as changes), and
+Service variables come from one watch instead of a LIST per pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from kubelet.env import ServiceCache, fetch_services
+from kubelet.podworker import PodWorker
+from machinery.kinds import lookup
+from tests.unit.test_kubelet_worker import Env, env, settle, sleeper  # noqa: F401
+
+SERVICES = lookup("services")
+
+
+def _svc(name: str, ns: str, ip: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"clusterIP": ip, "ports": [{"port": 80}]},
+    }
+
+
+def _without_none(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+async def test_start_pass_reads_back_only_what_it_created(env: Env) -> None:  # noqa: F811
+    pod = env.seed("web", [sleeper()])
+    worker = PodWorker(env.context(), pod)
+    env.fake.calls.clear()
+    await worker.sync()
+
+    calls = env.fake.calls
+    assert calls["RunPodSandbox"] == calls["CreateContainer"] == calls["StartContainer"] == 1
+    assert calls["PodSandboxStatus"] == 1  # once for the IP, not again for the status
+    assert calls["ListPodSandbox"] == calls["ListContainers"] == 1  # only before acting
+    assert calls["ContainerStatus"] == 1  # the new container, read back once
+    status = env.status("web")
+    assert status["phase"] == "Running"
+    assert status["podIP"]
+    main = env.container("web", "main")
+    assert main["state"]["running"]["startedAt"]
+    assert main["containerID"] == f"containerd://{env.running_ids()[0]}"
+
+
+async def test_unchanged_status_is_not_written_again(env: Env) -> None:  # noqa: F811
+    pod = env.seed("web", [sleeper()])
+    worker = PodWorker(env.context(), pod)
+    await settle(worker, env)
+    stored = env.pod("web")
+    # What a real API server hands back: conditions without ``lastProbeTime: null``.
+    stored["status"] = _without_none(stored["status"])
+    worker.update(stored)
+    before = len(env.api.requests_matching("PATCH", "/status"))
+    await worker.sync()
+    assert len(env.api.requests_matching("PATCH", "/status")) == before
+
+
+async def test_service_cache_answers_without_asking_the_api(env: Env) -> None:  # noqa: F811
+    env.api.seed(SERVICES, _svc("kubernetes", "default", "10.96.0.1"))
+    env.api.seed(SERVICES, _svc("db", "shop", "10.96.0.20"))
+    env.api.seed(SERVICES, _svc("other", "elsewhere", "10.96.0.30"))
+    client = env.api.async_client()
+    cache = ServiceCache(client)
+    task = asyncio.create_task(cache.run())
+    try:
+        deadline = time.monotonic() + 5
+        while not cache.synced and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert cache.synced
+        pod = {"metadata": {"namespace": "shop"}, "spec": {}}
+        gets = len(env.api.requests_matching("GET", "/services", watch=False))
+        cached = await fetch_services(client, pod, cache)
+        assert len(env.api.requests_matching("GET", "/services", watch=False)) == gets
+        fetched = await fetch_services(client, pod)
+        assert sorted(s["metadata"]["name"] for s in cached) == ["db", "kubernetes"]
+        assert sorted(s["metadata"]["name"] for s in fetched) == ["db", "kubernetes"]
+        no_links = {"metadata": {"namespace": "shop"}, "spec": {"enableServiceLinks": False}}
+        assert [s["metadata"]["name"] for s in await fetch_services(client, no_links, cache)] == [
+            "kubernetes"
+        ]
+
+        env.api.seed(SERVICES, _svc("cache", "shop", "10.96.0.21"))  # seen through the watch
+        deadline = time.monotonic() + 5
+        while len(cache.namespace("shop")) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        names = sorted(s["metadata"]["name"] for s in await fetch_services(client, pod, cache))
+        assert names == ["cache", "db", "kubernetes"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
