@@ -426,27 +426,15 @@ class PodVolumes:
     ) -> dict[str, tuple[bytes, int]]:
         payload: dict[str, tuple[bytes, int]] = {}
         for source in spec.get("sources") or []:
-            if source.get("configMap"):
-                s = source["configMap"]
+            if source.get("configMap") or source.get("secret"):
+                kind = "configmap" if source.get("configMap") else "secret"
+                s = source.get("configMap") or source["secret"]
                 payload.update(
                     key_payload(
                         name,
-                        "configmap",
+                        kind,
                         s.get("name", ""),
-                        sources.configmaps.get(s.get("name", "")),
-                        s.get("items"),
-                        mode,
-                        bool(s.get("optional")),
-                    )
-                )
-            elif source.get("secret"):
-                s = source["secret"]
-                payload.update(
-                    key_payload(
-                        name,
-                        "secret",
-                        s.get("name", ""),
-                        sources.secrets.get(s.get("name", "")),
+                        sources.get(kind, s.get("name", "")),
                         s.get("items"),
                         mode,
                         bool(s.get("optional")),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from cli.cluster.example import (
 from cli.cluster.procs import wait_gone
 from machinery.client import Client
 from tests.cli.conftest import run_tug
+from tests.e2e.conftest import runtime_skip_reason
 
 from .conftest import cluster_processes, eventually, free_port
 
@@ -42,18 +42,9 @@ BRIDGE_PREFIX = os.environ.get("TUG_CT_BRIDGE_PREFIX", "tugct")
 FIRST_SUBNET = int(os.environ.get("TUG_CT_FIRST_SUBNET", "240"))
 
 
-def _skip_reason() -> str | None:
-    if sys.platform != "linux" or os.geteuid() != 0:
-        return "needs root on Linux"
-    missing = [b for b in ("containerd", "ctr", "runc") if shutil.which(b) is None]
-    if missing or not Path("/usr/lib/cni/bridge").exists():
-        return f"containerd/runc/CNI not installed ({missing}); run hack/install-runtime.sh"
-    return None
-
-
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    reason = _skip_reason()
+    reason = runtime_skip_reason()
     if reason:
         pytest.skip(reason)
     # A short path: the containerd socket lives under it (unix socket paths are short).

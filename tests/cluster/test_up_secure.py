@@ -7,7 +7,6 @@ import base64
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from cli.cluster.credentials import kubeconfig_path, write_credentials
 from cli.cluster.example import EXAMPLES, apply_objects, load_manifest, running_pods
 from machinery.client import Client
 from tests.compat.conftest import kubectl_path
+from tests.e2e.conftest import runtime_skip_reason
 
 from .conftest import eventually, free_port
 
@@ -66,18 +66,9 @@ def test_credentials_name_nodes_as_nodes_and_keep_keys_private(tmp_path: Path) -
         assert f.stat().st_mode & 0o077 == 0, f
 
 
-def _containerd_skip_reason() -> str | None:
-    if sys.platform != "linux" or os.geteuid() != 0:
-        return "needs root on Linux"
-    missing = [b for b in ("containerd", "ctr", "runc") if shutil.which(b) is None]
-    if missing or not Path("/usr/lib/cni/bridge").exists():
-        return f"containerd/runc/CNI not installed ({missing}); run hack/install-runtime.sh"
-    return None
-
-
 @pytest.fixture
 def containerd_dir() -> Iterator[Path]:
-    reason = _containerd_skip_reason()
+    reason = runtime_skip_reason()
     if reason:
         pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="tugsc-", dir="/tmp"))  # short: sockets live under it

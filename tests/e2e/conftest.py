@@ -52,9 +52,10 @@ class ContainerdRuntime:
         return RuntimeClient(self.endpoint, timeout=timeout)
 
 
-def _skip_reason() -> str | None:
+def runtime_skip_reason() -> str | None:
+    """Why tests on a real containerd cannot run here, or None."""
     if sys.platform != "linux" or os.geteuid() != 0:
-        return "e2e runtime tests need root on Linux"
+        return "tests on containerd need root on Linux"
     missing = [b for b in ("containerd", "ctr", "runc") if shutil.which(b) is None]
     if missing or not Path("/usr/lib/cni/bridge").exists():
         return f"containerd/runc/CNI not installed ({missing}); run hack/install-runtime.sh"
@@ -63,7 +64,7 @@ def _skip_reason() -> str | None:
 
 @pytest.fixture(scope="session")
 def containerd_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerdRuntime]:
-    reason = _skip_reason()
+    reason = runtime_skip_reason()
     if reason:
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("containerd")
