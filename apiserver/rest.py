@@ -554,9 +554,8 @@ class ResourceHandler:
                     if left <= 0:
                         return
                     try:
-                        item = await asyncio.wait_for(
-                            watcher.queue.get(), min(left, BOOKMARK_EVERY)
-                        )
+                        async with asyncio.timeout(min(left, BOOKMARK_EVERY)):
+                            item = await watcher.queue.get()
                     except TimeoutError:
                         if bookmarks:
                             yield bookmark(cache.rev)

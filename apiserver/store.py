@@ -28,6 +28,7 @@ import orjson
 
 from apiserver.cache import WatchCache
 from apiserver.storage import Backend, Key, Outcome, Write, open_backend
+from machinery.aio import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,7 @@ class Store:
                 async with self._caught_up:
                     self._caught_up.notify_all()
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._kick.wait(), self.poll_interval)
+                await wait_event(self._kick, self.poll_interval)
                 self._kick.clear()
 
     async def _compactor(self, every: float) -> None:

@@ -424,7 +424,8 @@ class DnsServer:
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                (size,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), 30))
+                async with asyncio.timeout(30):
+                    (size,) = struct.unpack("!H", await reader.readexactly(2))
                 reply = self.zone.handle(await reader.readexactly(size), max_udp=None)
                 if reply is None:
                     break

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from machinery import errors
+from machinery.aio import wait_event
 from machinery.kinds import lookup
 
 from . import eviction, specs
@@ -204,10 +205,7 @@ class PodWorker:
                 break
             if delay is None:
                 delay = self.ctx.resync
-            try:
-                await asyncio.wait_for(self._event.wait(), delay)
-            except TimeoutError:
-                pass
+            await wait_event(self._event, delay)
 
     @property
     def name(self) -> str:

@@ -152,9 +152,8 @@ class HandlerRunner:
     ) -> tuple[str, str]:
         timeout = max(1, math.ceil(spec.timeout))
         try:
-            result = await asyncio.wait_for(
-                self.runtime.exec_sync(record.id, list(command), timeout=timeout), timeout + 1
-            )
+            async with asyncio.timeout(timeout + 1):
+                result = await self.runtime.exec_sync(record.id, list(command), timeout=timeout)
         except TimeoutError:
             return FAILURE, f"command {' '.join(command)!r} timed out"
         except CriError as err:
@@ -192,7 +191,8 @@ class HandlerRunner:
         host = sock.get("host") or pod_ip
         port = resolve_port(c, sock.get("port"))
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), spec.timeout)
+            async with asyncio.timeout(spec.timeout):
+                _, writer = await asyncio.open_connection(host, port)
         except TimeoutError:
             return FAILURE, f"dial tcp {_host(host)}:{port}: i/o timeout"
         except OSError as err:

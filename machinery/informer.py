@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from machinery import errors
+from machinery.aio import wait_event
 from machinery.client import AsyncClient
 from machinery.kinds import ResourceType
 from machinery.workqueue import Clock, RealClock
@@ -207,11 +208,7 @@ class Informer:
         return self._synced.is_set()
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
-        try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(self._synced, timeout)
 
     async def run(self) -> None:
         """List, then watch, forever (until cancelled)."""
@@ -412,7 +409,8 @@ class InformerFactory:
         """True once every started informer has synced (False on timeout)."""
         waits = [self._informers[k].wait_synced() for k in self._tasks]
         try:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*waits)
         except TimeoutError:
             return False
         return True

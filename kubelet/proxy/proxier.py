@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from machinery.aio import wait_event
 from machinery.informer import InformerFactory
 from machinery.kinds import lookup
 
@@ -156,9 +157,7 @@ class Proxier:
                 log.warning("applying service rules failed: %s; retrying", e)
                 force = True
                 timeout = self.retry_period
-            try:
-                await asyncio.wait_for(self._dirty.wait(), timeout)
-            except TimeoutError:
+            if not await wait_event(self._dirty, timeout):
                 force = True
                 continue
             await asyncio.sleep(self.min_sync_period)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from kubelet.agent import AgentConfig, NodeAgent
 from kubelet.cgroups import candidate_paths
 from kubelet.cri.cgroups import remove_cgroup
@@ -48,6 +50,16 @@ async def eventually(
             return last
         await asyncio.sleep(poll)
     raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
+
+
+async def page_text(http: httpx.AsyncClient, url: str) -> str:
+    """The body of a 200 answer from ``url``, else "" — also while nothing listens there yet
+    (a NodePort or ClusterIP is programmed a moment after its endpoints become ready)."""
+    try:
+        r = await http.get(url)
+    except httpx.TransportError:
+        return ""
+    return r.text if r.status_code == 200 else ""
 
 
 def agent_config(runtime: ContainerdRuntime, name: str, **overrides: Any) -> AgentConfig:

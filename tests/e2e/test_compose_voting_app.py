@@ -27,7 +27,7 @@ from machinery import errors
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
 from tests.conftest import ApiServerProcess
-from tests.e2e.kubelet_env import eventually
+from tests.e2e.kubelet_env import eventually, page_text
 from tests.e2e.test_registry_build import pod_ready, pod_states, run_tug
 from tests.e2e.test_services_containerd import Env, env  # noqa: F401 - the shared fixture
 
@@ -94,16 +94,16 @@ async def test_voting_app_compose_up_vote_down(
         async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
 
             async def vote(choice: str) -> str:
-                r = await http.get(f"http://127.0.0.1:31000/cgi-bin/vote?choice={choice}")
-                return r.text if r.status_code == 200 and "voted" in r.text else ""
+                text = await page_text(http, f"http://127.0.0.1:31000/cgi-bin/vote?choice={choice}")
+                return text if "voted" in text else ""
 
             for choice in "aab":
                 answer = await eventually(f"vote {choice}", lambda ch=choice: vote(ch), 30, 0.5)
                 assert f"voted {choice} (served by vote-" in answer, answer
 
             async def results() -> str:
-                r = await http.get("http://127.0.0.1:31001/cgi-bin/results")
-                return r.text if "a 2" in r.text and "b 1" in r.text else ""
+                text = await page_text(http, "http://127.0.0.1:31001/cgi-bin/results")
+                return text if "a 2" in text and "b 1" in text else ""
 
             text = await eventually("votes counted", results, 30, 0.5)
             assert "processed 3" in text, text

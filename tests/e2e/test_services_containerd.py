@@ -43,6 +43,7 @@ from tests.e2e.kubelet_env import (
     container_id,
     delete_all_pods,
     eventually,
+    page_text,
     running,
     start_node,
 )
@@ -115,6 +116,9 @@ async def env(api: ApiServerProcess, containerd_runtime: ContainerdRuntime) -> A
     finally:
         try:
             await delete_all_pods(client, node.name)
+            # the next test's Services may ask for the same NodePorts
+            for svc in (await client.list(SVC, ns))["items"]:
+                await client.delete(SVC, svc["metadata"]["name"], ns)
         finally:
             ctl.queue.shutdown()
             for t in tasks:
@@ -275,16 +279,16 @@ async def test_voting_app(env: Env) -> None:
         async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
 
             async def vote(choice: str) -> str:
-                r = await http.get(f"http://127.0.0.1:31000/cgi-bin/vote?choice={choice}")
-                return r.text if r.status_code == 200 and "voted" in r.text else ""
+                text = await page_text(http, f"http://127.0.0.1:31000/cgi-bin/vote?choice={choice}")
+                return text if "voted" in text else ""
 
             for choice in "aaab":
                 answer = await eventually(f"vote {choice}", lambda ch=choice: vote(ch), 30, 0.5)
                 assert f"voted {choice}" in answer
 
             async def results() -> str:
-                r = await http.get("http://127.0.0.1:31001/cgi-bin/results")
-                return r.text if "a 3" in r.text and "b 1" in r.text else ""
+                text = await page_text(http, "http://127.0.0.1:31001/cgi-bin/results")
+                return text if "a 3" in text and "b 1" in text else ""
 
             text = await eventually("votes counted", results, 30, 0.5)
             assert "processed 4" in text, text
