@@ -11,7 +11,8 @@ client-go does.
 Objects travel as plain dicts. Calls on a namespaced type without a namespace use the client's
 ``namespace`` (from the kubeconfig context, else ``"default"``), except ``list``/``watch`` where no
 namespace means every namespace. :class:`Client` and :class:`AsyncClient` share the request
-building and response decoding below and differ only in how they do I/O.
+building and response decoding below and differ only in how they do I/O: httpx for
+:class:`Client`, :mod:`machinery.http`'s transports (aiohttp by default) for :class:`AsyncClient`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ import httpx
 import orjson
 
 from machinery import errors
+from machinery.http import (
+    AiohttpTransport,
+    HttpxTransport,
+    Reply,
+    Transport,
+    error_from_response,
+)
 from machinery.kinds import ResourceType
 from machinery.kubeconfig import load_kubeconfig
 
@@ -78,31 +86,14 @@ def _meta(obj: Object) -> dict[str, Any]:
     return obj.get("metadata") or {}
 
 
-def error_from_response(resp: httpx.Response) -> errors.ApiError:
-    """The :mod:`machinery.errors` exception for a failed response (``Status`` body or not)."""
-    try:
-        body = orjson.loads(resp.content) if resp.content else None
-    except orjson.JSONDecodeError:
-        body = None
-    if not (isinstance(body, dict) and body.get("kind") == "Status"):
-        text = resp.text.strip()[:1000] if resp.content else ""
-        body = {"message": text or f"HTTP {resp.status_code} {resp.reason_phrase}".strip()}
-    err = errors.from_status(body, resp.status_code)
-    err.code = resp.status_code  # type: ignore[misc]
-    retry_after = resp.headers.get("Retry-After")
-    if retry_after and retry_after.isdigit():
-        err.details.setdefault("retryAfterSeconds", int(retry_after))
-    return err
-
-
-def _retry_after(resp: httpx.Response) -> float:
+def _retry_after(resp: Reply | httpx.Response) -> float:
     """Seconds to wait before retrying a 429: its ``Retry-After`` (whole seconds, at most
     :data:`MAX_RETRY_AFTER`), else one second."""
     value = resp.headers.get("Retry-After", "")
     return float(min(int(value), MAX_RETRY_AFTER)) if value.isdigit() else 1.0
 
 
-def _decode(resp: httpx.Response) -> Object:
+def _decode(resp: Reply | httpx.Response) -> Object:
     if resp.is_error:
         raise error_from_response(resp)
     return orjson.loads(resp.content) if resp.content else {}
@@ -517,9 +508,19 @@ class AsyncClient(_Requests):
         self.namespace = namespace
         self.timeout = timeout
         self.user_agent = user_agent
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            **_http_options(server, token, verify, cert, timeout, user_agent),
+        options = _http_options(server, token, verify, cert, timeout, user_agent)
+        self._http: Transport = (
+            HttpxTransport(
+                options["base_url"],
+                options["headers"],
+                verify=options["verify"],
+                timeout=timeout,
+                transport=transport,
+            )
+            if transport is not None
+            else AiohttpTransport(
+                options["base_url"], options["headers"], options["verify"], timeout
+            )
         )
 
     @classmethod
@@ -532,8 +533,12 @@ class AsyncClient(_Requests):
         )
 
     async def _do(self, call: _Call) -> Object:
+        content = orjson.dumps(call.body) if call.body is not None else None
+        headers = {"Content-Type": call.content_type or JSON} if content is not None else None
         for _ in range(THROTTLE_RETRIES):
-            resp = await self._http.request(call.method, call.path, **call.kwargs())
+            resp = await self._http.send(
+                call.method, call.path, params=call.params, content=content, headers=headers
+            )
             if resp.status_code != 429:
                 break
             await asyncio.sleep(_retry_after(resp))
@@ -655,18 +660,22 @@ class AsyncClient(_Requests):
             timeout_seconds,
             allow_bookmarks,
         )
-        async with self._http.stream(
-            call.method, call.path, **call.kwargs(), timeout=self._watch_timeout(timeout_seconds)
-        ) as resp:
-            if resp.is_error:
-                await resp.aread()
-                raise error_from_response(resp)
-            async for line in resp.aiter_lines():
-                if (event := parse_watch_line(line)) is not None:
-                    yield event
+        read_timeout = timeout_seconds + self.timeout if timeout_seconds else None
+        async for line in self._http.lines(call.path, call.params, read_timeout):
+            if (event := parse_watch_line(line)) is not None:
+                yield event
 
-    async def request(self, method: str, path: str, **httpx_kwargs: Any) -> httpx.Response:
-        resp = await self._http.request(method, path, **httpx_kwargs)
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """Any request (the escape hatch for paths without a typed method; no 429 retry)."""
+        resp = await self._http.send(method, path, params=params, content=content, headers=headers)
         if resp.is_error:
             raise error_from_response(resp)
         return resp

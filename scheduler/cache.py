@@ -16,7 +16,7 @@ Contract:
   :meth:`NodeInfo.clone`. The view is kept, not rebuilt per cycle: only adding or removing a
   Node makes the next :meth:`Cache.snapshot` build a new node list (like kube-scheduler's
   incremental snapshot); pod and node changes reach it through the shared :class:`NodeInfo`
-  objects, each of which bumps its ``generation`` on every change.
+  objects, each of which empties its ``memo`` on every change.
 * The snapshot's cluster-wide facts (which nodes carry taints, are cordoned, hold images or
   host pods with pod affinity) are kept current incrementally too, so a plugin can tell in
   O(1) that a pod needs none of its work (kube-scheduler's PreFilter/PreScore ``Skip``).
@@ -24,7 +24,6 @@ Contract:
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -47,7 +46,6 @@ from scheduler.resources import (
     pod_requests,
 )
 
-_generations = itertools.count(1)
 HARD_TAINT_EFFECTS = ("NoSchedule", "NoExecute")
 PREFER_NO_SCHEDULE = "PreferNoSchedule"
 
@@ -68,9 +66,9 @@ class NodeInfo:
         "_node",
         "affinity_pods",
         "allocatable",
-        "generation",
         "images",
         "labels",
+        "memo",
         "name",
         "nonzero_requested",
         "pods",
@@ -92,8 +90,9 @@ class NodeInfo:
         self.labels: dict[str, str] = {}
         self.taints: list[dict[str, Any]] = []
         self.unschedulable = False
-        #: Bumped on every change (node object, pods); equal generations mean equal content.
-        self.generation = next(_generations)
+        #: Results derived from this node's content, kept by plugins across cycles (see
+        #: :mod:`scheduler.memo`); emptied on every change to the node object or its pods.
+        self.memo: dict[int, Any] = {}
         if node is not None:
             self.set_node(node)
 
@@ -117,11 +116,11 @@ class NodeInfo:
             for n in image.get("names") or ():
                 images[n] = int(image.get("sizeBytes") or 0)
         self.images = images
-        self.generation = next(_generations)
+        self.memo = {}
 
     def clear_node(self) -> None:
         self._node = None
-        self.generation = next(_generations)
+        self.memo = {}
 
     @property
     def has_hard_taints(self) -> bool:
@@ -142,7 +141,7 @@ class NodeInfo:
             self.affinity_pods[key] = pod
         add_into(self.requested, entry.requests)
         add_into(self.nonzero_requested, entry.nonzero)
-        self.generation = next(_generations)
+        self.memo = {}
 
     def replace_pod(self, pod: dict[str, Any]) -> None:
         """Swap in a newer object for a pod already counted here whose requests and affinity
@@ -158,7 +157,7 @@ class NodeInfo:
         entry.pod = pod
         if key in self.affinity_pods:
             self.affinity_pods[key] = pod
-        self.generation = next(_generations)
+        self.memo = {}
 
     def remove_pod(self, key: str) -> bool:
         entry = self.pods.pop(key, None)
@@ -167,7 +166,7 @@ class NodeInfo:
         self.affinity_pods.pop(key, None)
         add_into(self.requested, entry.requests, -1)
         add_into(self.nonzero_requested, entry.nonzero, -1)
-        self.generation = next(_generations)
+        self.memo = {}
         return True
 
     def iter_pods(self) -> Iterator[dict[str, Any]]:
@@ -188,7 +187,7 @@ class NodeInfo:
         other.affinity_pods = dict(self.affinity_pods)
         other.requested = dict(self.requested)
         other.nonzero_requested = dict(self.nonzero_requested)
-        other.generation = next(_generations)
+        other.memo = {}
         return other
 
     def __repr__(self) -> str:

@@ -33,14 +33,18 @@ Contracts:
 from __future__ import annotations
 
 import enum
+import operator
 import random
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from scheduler.cache import NodeInfo, Snapshot
+from scheduler.memo import NodeMemo
 from scheduler.pods import pod_key, priority_of
+
+_T = TypeVar("_T")
 
 MAX_NODE_SCORE = 100
 MIN_FEASIBLE_NODES_TO_FIND = 100
@@ -176,6 +180,13 @@ class ScorePlugin(Plugin):
     def normalize_score(self, state: CycleState, pod: dict, scores: dict[str, int]) -> None:
         """Bring raw scores into ``[0, MAX_NODE_SCORE]`` in place (default: already are)."""
 
+    def score_shape(self, state: CycleState, pod: dict) -> Hashable | None:
+        """What, besides the node's own content, this pod's raw scores depend on (e.g. its
+        cpu/memory requests), or None (the default) when they depend on more. With a shape,
+        the framework may reuse a node's score for the next pod of the same shape while the
+        node is unchanged (see :mod:`scheduler.memo`)."""
+        return None
+
 
 class ReservePlugin(Plugin):
     def reserve(self, state: CycleState, pod: dict, node_name: str) -> Status:
@@ -267,6 +278,14 @@ FILTERS = "__filters"  # CycleState key: the filter plugins PreFilter did not sk
 MIN_FILTER_CHUNK = 32
 
 
+def _next_chunk(size: int, still: int, evaluated: int, passed: int) -> int:
+    """How many nodes to filter next to find ``still`` more feasible ones, from the share that
+    passed so far (plus an eighth, so that one more chunk usually suffices)."""
+    if not passed:
+        return 2 * size
+    return max(MIN_FILTER_CHUNK, still * evaluated * 9 // (8 * passed))
+
+
 def no_nominated(_: str) -> Iterable[dict]:
     return ()
 
@@ -308,6 +327,7 @@ class Framework:
         self.score_plugins: list[ScorePlugin] = of(ScorePlugin)
         self.reserve_plugins: list[ReservePlugin] = of(ReservePlugin)
         self._all_filters: list[FilterPlugin] = list(self.filter_plugins)
+        self._score_memo = NodeMemo()
         self._normalizes = {
             p.name: type(p).normalize_score is not ScorePlugin.normalize_score
             for p in self.score_plugins
@@ -366,27 +386,64 @@ class Framework:
         self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo], snapshot: Snapshot
     ) -> dict[str, int]:
         """Weighted, normalised totals per node name."""
+        totals = self._score_totals(state, pod, nodes, snapshot)
+        return dict(zip([n.name for n in nodes], totals, strict=True))
+
+    def _score_totals(
+        self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo], snapshot: Snapshot
+    ) -> list[int]:
+        """:meth:`run_score`'s totals, in the order of ``nodes``. The weighted sum of the
+        plugins that give a :meth:`~ScorePlugin.score_shape` (and do not normalise) is
+        remembered per node and pod shape; the other plugins score every time."""
         skipped = set()
         for pre in self.pre_score_plugins:
             st = pre.pre_score(state, pod, nodes, snapshot)
             if st.code == Code.SKIP:
                 skipped.add(pre.name)
-        names = [n.name for n in nodes]
-        totals = [0] * len(nodes)
+        shaped: list[tuple[ScorePlugin, Hashable]] = []
+        others: list[ScorePlugin] = []
         for sp in self.score_plugins:
             if sp.name in skipped:
                 continue
-            raw = sp.score_nodes(state, pod, nodes)
-            if self._normalizes[sp.name]:
-                scores = dict(zip(names, raw, strict=True))
-                sp.normalize_score(state, pod, scores)
-                raw = list(scores.values())
-            weight = self.weights[sp.name]
-            if weight == 1:
-                totals = [t + s for t, s in zip(totals, raw, strict=True)]
+            shape = None if self._normalizes[sp.name] else sp.score_shape(state, pod)
+            if shape is None:
+                others.append(sp)
             else:
-                totals = [t + weight * s for t, s in zip(totals, raw, strict=True)]
-        return dict(zip(names, totals, strict=True))
+                shaped.append((sp, shape))
+        totals: list[int] | None = None
+        if shaped:
+            plugins = [sp for sp, _ in shaped]
+            totals = self._score_memo.results(
+                tuple((sp.name, shape) for sp, shape in shaped),
+                nodes,
+                lambda some: self._weighted_sum(state, pod, some, plugins),
+            )
+        for sp in others:
+            raw = self._weighted_scores(state, pod, nodes, sp)
+            totals = raw if totals is None else list(map(operator.add, totals, raw))
+        return [0] * len(nodes) if totals is None else totals
+
+    def _weighted_sum(
+        self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo], plugins: list[ScorePlugin]
+    ) -> list[int]:
+        totals = [0] * len(nodes)
+        for sp in plugins:
+            totals = list(map(operator.add, totals, self._weighted_scores(state, pod, nodes, sp)))
+        return totals
+
+    def _weighted_scores(
+        self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo], sp: ScorePlugin
+    ) -> list[int]:
+        """One plugin's normalised scores of ``nodes`` times its weight."""
+        raw = sp.score_nodes(state, pod, nodes)
+        if len(raw) != len(nodes):
+            raise ValueError(f"{sp.name}: {len(raw)} scores for {len(nodes)} nodes")
+        if self._normalizes[sp.name]:
+            scores = dict(zip([n.name for n in nodes], raw, strict=True))
+            sp.normalize_score(state, pod, scores)
+            raw = list(scores.values())
+        weight = self.weights[sp.name]
+        return raw if weight == 1 else [weight * s for s in raw]
 
     def run_reserve(self, state: CycleState, pod: dict, node_name: str) -> Status:
         for i, p in enumerate(self.reserve_plugins):
@@ -442,21 +499,28 @@ class Framework:
         filters = state.get(FILTERS, self._all_filters)
         feasible: list[NodeInfo] = []
         pos, n = 0, len(order)
+        size = max(want, MIN_FILTER_CHUNK)
         while pos < n:
             need = want - len(feasible)
-            chunk = order[pos : pos + max(need, MIN_FILTER_CHUNK)]
+            chunk = order[pos : pos + size]
             rejected: dict[str, Status] = {}
             survivors = chunk
             for p in filters:
                 if not survivors:
                     break
                 statuses = p.filter_nodes(state, pod, survivors)
-                kept = []
-                for node, st in zip(survivors, statuses, strict=True):
-                    if st is OK or not st.code:
-                        kept.append(node)
-                    else:
-                        rejected[node.name] = st.with_plugin(p.name)
+                kept = [
+                    node
+                    for node, st in zip(survivors, statuses, strict=True)
+                    if st is OK or not st.code
+                ]
+                if len(kept) != len(survivors):
+                    name = p.name
+                    rejected.update(
+                        (node.name, st if st.plugin == name else st.with_plugin(name))
+                        for node, st in zip(survivors, statuses, strict=True)
+                        if st is not OK and st.code
+                    )
                 survivors = kept
             if len(survivors) >= need:
                 # Stop where a one-by-one walk would have: at the need-th feasible node.
@@ -470,6 +534,7 @@ class Framework:
             feasible.extend(survivors)
             pos += len(chunk)
             self._note_rejected(diagnosis, rejected)
+            size = _next_chunk(size, want - len(feasible), pos, len(feasible))
         return feasible, pos
 
     @staticmethod
@@ -477,7 +542,7 @@ class Framework:
         if rejected:
             diagnosis.node_statuses.update(rejected)
             diagnosis.unschedulable_plugins.update(
-                st.plugin for st in rejected.values() if st.plugin
+                {st.plugin for st in rejected.values() if st.plugin}
             )
 
     def _find_feasible_one_by_one(
@@ -529,13 +594,20 @@ class Framework:
             raise FitError(pod, len(snapshot), diagnosis, state)
         if len(feasible) == 1:
             return ScheduleResult(feasible[0].name, evaluated, 1, state)
-        totals = self.run_score(state, pod, feasible, snapshot)
-        return ScheduleResult(self.select_host(totals), evaluated, len(feasible), state)
+        totals = self._score_totals(state, pod, feasible, snapshot)
+        best = self._pick(feasible, totals)
+        return ScheduleResult(best.name, evaluated, len(feasible), state)
 
     def select_host(self, totals: Mapping[str, int]) -> str:
         """The best-scoring node; equal best scores are chosen between uniformly."""
         if not totals:
             return ""
-        best = max(totals.values())
-        tied = [name for name, score in totals.items() if score == best]
-        return tied[0] if len(tied) == 1 else self.rng.choice(tied)
+        return self._pick(list(totals), list(totals.values()))
+
+    def _pick(self, candidates: Sequence[_T], scores: list[int]) -> _T:
+        """The candidate with the best score; ties are broken as :meth:`select_host` does."""
+        best = max(scores)
+        if scores.count(best) == 1:
+            return candidates[scores.index(best)]
+        tied = [c for c, score in zip(candidates, scores, strict=True) if score == best]
+        return self.rng.choice(tied)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -29,6 +30,8 @@ class SchedulerMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 1),
             registry=self.registry,
         )
+        # (result, profile) → the labelled attempts counter and duration histogram
+        self._attempt_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.e2e_duration = Histogram(
             "scheduler_pod_scheduling_duration_seconds",
             "From a pod's first scheduling attempt to its successful binding.",
@@ -64,8 +67,14 @@ class SchedulerMetrics:
             self.pending.labels(queue=name).set_function(_size_of(sizes, name))
 
     def observe(self, result: str, seconds: float, profile: str = "default-scheduler") -> None:
-        self.attempts.labels(result=result, profile=profile).inc()
-        self.attempt_duration.labels(result=result, profile=profile).observe(seconds)
+        children = self._attempt_children.get((result, profile))
+        if children is None:
+            children = self._attempt_children[result, profile] = (
+                self.attempts.labels(result=result, profile=profile),
+                self.attempt_duration.labels(result=result, profile=profile),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def _size_of(sizes: Callable[[], dict[str, int]], name: str) -> Callable[[], float]:

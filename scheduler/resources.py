@@ -14,6 +14,7 @@ ephemeral-storage, extended resources) in whole units. Contract, as Kubernetes c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,6 +34,13 @@ Resources = dict[str, int]
 
 def amount(name: str, value: Any) -> int:
     """One quantity in this module's units (millicores for cpu, whole units otherwise)."""
+    if isinstance(value, str):
+        return _parsed(name, value)  # pods repeat a handful of request strings
+    return cpu_millis(value) if name == CPU else to_bytes(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(name: str, value: str) -> int:
     return cpu_millis(value) if name == CPU else to_bytes(value)
 
 

@@ -3,7 +3,7 @@ proportions after placing the pod (score = (1 - standard deviation of the shares
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from scheduler.cache import NodeInfo, Snapshot
 from scheduler.framework import (
@@ -14,7 +14,6 @@ from scheduler.framework import (
     ScorePlugin,
     Status,
 )
-from scheduler.memo import NodeMemo
 from scheduler.plugins.node_resources_fit import SCORED_RESOURCES, requests_of
 
 
@@ -34,9 +33,6 @@ def balanced_score(requested: dict[str, int], allocatable: dict[str, int]) -> in
 class BalancedAllocation(PreScorePlugin, ScorePlugin):
     name = "NodeResourcesBalancedAllocation"
 
-    def __init__(self) -> None:
-        self._memo = NodeMemo()
-
     def pre_score(
         self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo], snapshot: Snapshot
     ) -> Status:
@@ -47,10 +43,12 @@ class BalancedAllocation(PreScorePlugin, ScorePlugin):
         return self.score_nodes(state, pod, (node,))[0]
 
     def score_nodes(self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo]) -> list[int]:
-        """:func:`balanced_score` of each node with the pod's non-zero requests added
-        (remembered per node generation and request shape: see :mod:`scheduler.memo`)."""
+        """:func:`balanced_score` of each node with the pod's non-zero requests added."""
         scored = tuple((r, amount) for r, _, amount in requests_of(state, pod).scored)
-        return self._memo.results(scored, nodes, lambda some: _balanced(scored, some))
+        return _balanced(scored, nodes)
+
+    def score_shape(self, state: CycleState, pod: dict) -> Hashable:
+        return requests_of(state, pod).scored
 
 
 def _balanced(scored: tuple[tuple[str, int], ...], nodes: Sequence[NodeInfo]) -> list[int]:

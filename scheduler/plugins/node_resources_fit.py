@@ -6,7 +6,7 @@ the per-node checks are integer comparisons against the node's running totals.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 from scheduler.cache import NodeInfo, Snapshot
@@ -102,7 +102,7 @@ class NodeResourcesFit(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
 
     def __init__(self) -> None:
         self._rejections: dict[tuple[str, ...], Status] = {}
-        self._memo = NodeMemo()
+        self._fit_memo = NodeMemo()
 
     def pre_filter(self, state: CycleState, pod: dict, snapshot: Snapshot) -> Status:
         state[STATE_KEY] = PodRequests.of(pod)
@@ -121,7 +121,12 @@ class NodeResourcesFit(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
         return self._rejection(tuple(fits(req.requests, node)))
 
     def filter_nodes(self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo]) -> list[Status]:
+        """:meth:`filter` of each node (remembered per node and the pod's checked requests:
+        see :mod:`scheduler.memo`)."""
         req = requests_of(state, pod)
+        return self._fit_memo.results(req.checked, nodes, lambda some: self._filter_all(req, some))
+
+    def _filter_all(self, req: PodRequests, nodes: Sequence[NodeInfo]) -> list[Status]:
         checked = req.checked
         out: list[Status] = []
         append = out.append
@@ -154,10 +159,11 @@ class NodeResourcesFit(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
         return self.score_nodes(state, pod, (node,))[0]
 
     def score_nodes(self, state: CycleState, pod: dict, nodes: Sequence[NodeInfo]) -> list[int]:
-        """:func:`least_allocated` of each node with the pod's non-zero requests added
-        (remembered per node generation and request shape: see :mod:`scheduler.memo`)."""
-        scored = requests_of(state, pod).scored
-        return self._memo.results(scored, nodes, lambda some: self._least_allocated(scored, some))
+        """:func:`least_allocated` of each node with the pod's non-zero requests added."""
+        return self._least_allocated(requests_of(state, pod).scored, nodes)
+
+    def score_shape(self, state: CycleState, pod: dict) -> Hashable:
+        return requests_of(state, pod).scored
 
     @staticmethod
     def _least_allocated(

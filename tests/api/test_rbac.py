@@ -239,7 +239,7 @@ def test_node_agent_runs_with_node_credentials(server, admin, tmp_path):
     args = ["--kubeconfig", str(config), "--runtime", "fake", "--node-name", AGENT, "--port", "0"]
     args += ["--log-root", str(tmp_path / "pods"), "--root-dir", str(tmp_path / "root")]
     agent = subprocess.Popen(
-        [sys.executable, "-m", "kubelet.main", *args, "--lease-period", "1"],
+        [sys.executable, "-m", "kubelet.main", *args, "--lease-period", "1", "-v"],
         stdout=log,
         stderr=log,
     )
@@ -289,7 +289,7 @@ def test_node_agent_runs_with_node_credentials(server, admin, tmp_path):
         log.close()
     text = (tmp_path / "agent.log").read_text()
     assert " 403 Forbidden" not in text and " 401 Unauthorized" not in text, text[-3000:]
-    assert "PATCH" in text and "/pods/app/status" in text  # the log does record requests
+    assert "PATCH /api/v1/namespaces/" in text and "/pods/app/status -> 200" in text  # logged
 
 
 def test_default_policy_is_reconciled_at_restart(tmp_path):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from scheduler.cache import Cache, NodeInfo, Snapshot
 from scheduler.framework import FILTERS, CycleState, FitError
-from scheduler.memo import NodeMemo
+from scheduler.memo import MAX_ENTRIES, NodeMemo
 from scheduler.plugins import build_framework
 from scheduler.plugins.balanced_allocation import BalancedAllocation, balanced_score
 from scheduler.plugins.node_resources_fit import (
@@ -63,18 +63,21 @@ def test_snapshot_is_reused_until_the_node_set_changes():
     assert [n.name for n in cache.snapshot().nodes] == ["b", "c"]
 
 
-def test_generation_changes_with_every_change():
+def test_memo_is_emptied_with_every_change():
     info = NodeInfo(make_node("n"))
-    seen = {info.generation}
     for change in (
         lambda: info.add_pod(make_pod("p", cpu="1")),
         lambda: info.set_node(make_node("n", cpu="9")),
         lambda: info.remove_pod("default/p"),
     ):
+        info.memo[0] = "remembered"
         change()
-        assert info.generation not in seen
-        seen.add(info.generation)
-    assert info.clone().generation not in seen
+        assert info.memo == {}
+    info.memo[0] = "remembered"
+    clone = info.clone()
+    assert clone.memo == {}
+    clone.add_pod(make_pod("q"))
+    assert info.memo == {0: "remembered"}  # a clone's changes leave the original alone
 
 
 def test_confirming_an_assumed_pod_swaps_the_object_and_keeps_the_sums():
@@ -281,17 +284,35 @@ def test_memo_forgets_the_least_recent_shape():
     assert calls == ["a", "b", "c", "b"]
 
 
-def test_memoised_resource_scores_equal_fresh_ones_as_nodes_fill():
+def test_memo_holds_a_bounded_number_of_results_per_node():
+    node = NodeInfo(make_node("n"))
+    memo = NodeMemo(max_shapes=MAX_ENTRIES * 2)
+    for shape in range(MAX_ENTRIES * 2):
+        memo.results(shape, [node], lambda some: [0])
+    assert 0 < len(node.memo) <= MAX_ENTRIES
+
+
+def test_memoised_fits_and_scores_equal_fresh_ones_as_nodes_fill():
     cache = cache_of([make_node(f"n{i}", cpu=str(1 + i), memory=f"{2 + i}Gi") for i in range(5)])
     fit, balanced = NodeResourcesFit(), BalancedAllocation()
+    names = ["NodeResourcesFit", "NodeResourcesBalancedAllocation"]
+    framework = build_framework(names)  # kept across pods: its score memo fills up
     rng = random.Random(7)
+    rejected = 0
     for i in range(40):
         pod = make_pod(f"p{i}", cpu=rng.choice(["100m", "250m"]), memory="256Mi")
-        nodes = cache.snapshot().nodes
+        snapshot = cache.snapshot()
+        nodes = snapshot.nodes
         state = CycleState()
         nonzero = pod_nonzero_requests(pod)
         want_fit = [least_allocated(requested_with(n, nonzero), n.allocatable) for n in nodes]
         want_bal = [balanced_score(requested_with(n, nonzero), n.allocatable) for n in nodes]
         assert fit.score_nodes(state, pod, nodes) == want_fit
         assert balanced.score_nodes(state, pod, nodes) == want_bal
+        fresh = build_framework(names).run_score(CycleState(), pod, nodes, snapshot)
+        assert framework.run_score(CycleState(), pod, nodes, snapshot) == fresh
+        statuses = fit.filter_nodes(state, pod, nodes)
+        assert statuses == [NodeResourcesFit().filter(CycleState(), pod, n) for n in nodes]
+        rejected += sum(not st.ok for st in statuses)
         cache.assume_pod(pod, rng.choice(nodes).name)
+    assert rejected  # the small nodes filled up
