@@ -93,6 +93,9 @@ class FastPath:
         self.app = app
         self.state = app.state
         self.routes = (("/api/", core), ("/apis/", groups))
+        # The metric children per verb and (verb, code): ``labels()`` takes a lock per call.
+        self._latency: dict[str, Any] = {}
+        self._requests: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -113,9 +116,15 @@ class FastPath:
         except errors.ApiError as err:
             response = codec.error_response(err)
         await response(scope, receive, send)
-        verb = scope["method"]
-        LATENCY.labels(verb).observe(time.perf_counter() - start)
-        REQUESTS.labels(verb, str(response.status_code)).inc()
+        verb, code = scope["method"], response.status_code
+        latency = self._latency.get(verb)
+        if latency is None:
+            latency = self._latency[verb] = LATENCY.labels(verb)
+        latency.observe(time.perf_counter() - start)
+        requests = self._requests.get((verb, code))
+        if requests is None:
+            requests = self._requests[verb, code] = REQUESTS.labels(verb, str(code))
+        requests.inc()
 
 
 class ApiServer:

@@ -225,6 +225,8 @@ class _Schema:
     def __init__(self, kind: str | None, ignored: frozenset[Path]) -> None:
         self.kind = kind
         self.ignored = ignored
+        #: Paths with an ignored field somewhere below them
+        self.above_ignored = frozenset(p[:n] for p in ignored for n in range(1, len(p)))
 
     def strategy(self, dotted: str) -> FieldStrategy:
         if self.kind is None:
@@ -281,34 +283,148 @@ _ITEM = "\0item"  # stands for the value of a list-item member (its fields compa
 def _leaves(obj: Mapping[str, Any], schema: _Schema, *, strict: bool = False) -> dict[Path, str]:
     """Member path → comparable value (compact JSON) for every ownable field of ``obj``."""
     out: dict[Path, str] = {}
-
-    def walk_map(m: Mapping[str, Any], path: Path, dotted: str) -> None:
-        for key, value in m.items():
-            sub = (*path, f"f:{key}")
-            if sub not in schema.ignored:
-                walk(value, sub, f"{dotted}.{key}" if dotted else key)
-
-    def walk(value: Any, path: Path, dotted: str) -> None:
-        if isinstance(value, dict) and value:
-            walk_map(value, path, dotted)
-            return
-        if isinstance(value, list):
-            elements = schema.elements(value, dotted, strict=strict)
-            if elements is not None:
-                for element, item in zip(elements, value, strict=True):
-                    out[(*path, element)] = _ITEM
-                    if isinstance(item, dict):
-                        walk_map(item, (*path, element), dotted)
-                return
-        out[path] = _compact(value)
-
-    walk_map(obj, (), "")
+    _walk_map(obj, (), "", schema, strict, out)
     out.pop(("f:metadata",), None)
     return out
 
 
-def _ignored(status_subresource: bool, subresource: str | None) -> frozenset[Path]:
-    return _IDENTITY | _SERVER_SET | _reset(status_subresource, subresource)
+def _walk_map(
+    m: Mapping[str, Any], path: Path, dotted: str, schema: _Schema, strict: bool, out: dict
+) -> None:
+    for key, value in m.items():
+        sub = (*path, f"f:{key}")
+        if sub not in schema.ignored:
+            _walk(value, sub, f"{dotted}.{key}" if dotted else key, schema, strict, out)
+
+
+def _walk(value: Any, path: Path, dotted: str, schema: _Schema, strict: bool, out: dict) -> None:
+    """The members of ``value`` at ``path`` (see :func:`_leaves`) into ``out``."""
+    if isinstance(value, dict) and value:
+        _walk_map(value, path, dotted, schema, strict, out)
+        return
+    if isinstance(value, list):
+        elements = schema.elements(value, dotted, strict=strict)
+        if elements is not None:
+            for element, item in zip(elements, value, strict=True):
+                out[(*path, element)] = _ITEM
+                if isinstance(item, dict):
+                    _walk_map(item, (*path, element), dotted, schema, strict, out)
+            return
+    out[path] = _compact(value)
+
+
+def _changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], schema: _Schema
+) -> tuple[FieldSet, FieldSet]:
+    """(added or modified, removed) members between two objects: the comparison of their
+    :func:`_leaves`, walking only the subtrees whose JSON differs."""
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    _diff_map(old, new, (), "", schema, changed, removed)
+    changed.discard(("f:metadata",))
+    removed.discard(("f:metadata",))
+    return FieldSet(frozenset(changed)), FieldSet(frozenset(removed))
+
+
+def _diff_map(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    path: Path,
+    dotted: str,
+    schema: _Schema,
+    changed: set[Path],
+    removed: set[Path],
+) -> None:
+    for key, value in new.items():
+        sub = (*path, f"f:{key}")
+        if sub in schema.ignored:
+            continue
+        below = f"{dotted}.{key}" if dotted else key
+        if key in old:
+            _diff(old[key], value, sub, below, schema, changed, removed)
+        else:
+            leaves: dict[Path, str] = {}
+            _walk(value, sub, below, schema, False, leaves)
+            changed.update(leaves)
+    for key, value in old.items():
+        sub = (*path, f"f:{key}")
+        if key not in new and sub not in schema.ignored:
+            leaves = {}
+            _walk(value, sub, f"{dotted}.{key}" if dotted else key, schema, False, leaves)
+            removed.update(leaves)
+
+
+def _diff(
+    old: Any,
+    new: Any,
+    path: Path,
+    dotted: str,
+    schema: _Schema,
+    changed: set[Path],
+    removed: set[Path],
+) -> None:
+    # Equal JSON text means equal members; above an ignored field the text may differ there.
+    if old is new or (path not in schema.above_ignored and orjson.dumps(old) == orjson.dumps(new)):
+        return
+    if isinstance(old, dict) and old and isinstance(new, dict) and new:
+        _diff_map(old, new, path, dotted, schema, changed, removed)
+        return
+    before: dict[Path, str] = {}
+    after: dict[Path, str] = {}
+    _walk(old, path, dotted, schema, False, before)
+    _walk(new, path, dotted, schema, False, after)
+    changed.update(p for p, v in after.items() if before.get(p) != v)
+    removed.update(p for p in before if p not in after)
+
+
+def _fields_v1(obj: Mapping[str, Any], schema: _Schema) -> dict[str, Any]:
+    """``FieldSet.of(_leaves(obj, schema)).to_fields_v1()``, built in one walk."""
+    tree = _tree_map(obj, (), "", schema)
+    if tree.get("f:metadata") == {}:
+        del tree["f:metadata"]  # a leaf metadata is never owned
+    return tree
+
+
+def _tree_map(m: Mapping[str, Any], path: Path, dotted: str, schema: _Schema) -> dict[str, Any]:
+    """The FieldsV1 children of a map, in order (``f:`` elements sort by field name)."""
+    out: dict[str, Any] = {}
+    for key in sorted(m):
+        sub = (*path, f"f:{key}")
+        if sub not in schema.ignored:
+            node = _tree(m[key], sub, f"{dotted}.{key}" if dotted else key, schema)
+            if node is not None:
+                out[sub[-1]] = node
+    return out
+
+
+def _tree(value: Any, path: Path, dotted: str, schema: _Schema) -> dict[str, Any] | None:
+    """The FieldsV1 node of ``value``: ``{}`` for a leaf, ``None`` when it has no members."""
+    if isinstance(value, dict) and value:
+        return _tree_map(value, path, dotted, schema) or None
+    if isinstance(value, list):
+        elements = schema.elements(value, dotted, strict=False)
+        if elements is not None:
+            items: dict[str, Any] = {}
+            for element, item in sorted(zip(elements, value, strict=True), key=_first):
+                fields = (
+                    _tree_map(item, (*path, element), dotted, schema)
+                    if isinstance(item, dict)
+                    else {}
+                )
+                # An item is a member itself: "." marks it, unless it is a leaf ({})
+                items[element] = {_SELF: {}, **fields} if fields else {}
+            return items or None
+    return {}
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema(kind: str | None, status_subresource: bool, subresource: str | None) -> _Schema:
+    """The schema of a kind, with the fields no manager owns on this endpoint ignored."""
+    return _Schema(kind, _IDENTITY | _SERVER_SET | _reset(status_subresource, subresource))
 
 
 def fields_of(
@@ -320,7 +436,7 @@ def fields_of(
 ) -> FieldSet:
     """The fields ``obj`` sets, as a manager applying it would own them. ``kind=None`` for a
     custom resource. List items that lack their merge key make the list atomic."""
-    schema = _Schema(kind, _ignored(status_subresource, subresource))
+    schema = _schema(kind, status_subresource, subresource)
     return FieldSet(frozenset(_leaves(obj, schema)))
 
 
@@ -589,7 +705,7 @@ def apply(
     if _managed_fields(applied):
         raise BadRequest("metadata.managedFields must be nil")
     reset = _reset(status_subresource, subresource)
-    schema = _Schema(kind, _IDENTITY | _SERVER_SET | reset)
+    schema = _schema(kind, status_subresource, subresource)
     live: dict[str, Any] = current if isinstance(current, dict) else {}
 
     config = _without(applied, _SERVER_SET | reset)
@@ -683,19 +799,60 @@ def record_update(
     leave every entry; entries left empty are dropped. The entry's time moves to ``now`` only
     when the write changed something. If ``new`` carries a non-empty managedFields list that
     differs from ``old``'s, the client is resetting ownership: it is the starting point (an
-    entry that is not valid FieldsV1, e.g. ``[{}]``, clears it).
+    entry that is not valid FieldsV1, e.g. ``[{}]``, clears it). The result shares everything
+    but its ``metadata`` with ``new``.
     """
-    schema = _Schema(kind, _ignored(status_subresource, subresource))
+    schema = _schema(kind, status_subresource, subresource)
     base = _managed_fields(old)
     sent = _managed_fields(new)
     if isinstance(sent, list) and sent and sent != base:
         base = sent
     entries = _parse_entries(base)
-    changed, removed = _compare(_leaves(old or {}, schema), _leaves(new, schema))
+    if old is None and not entries:
+        return _created(new, schema, manager, api_version, now, subresource)
+    changed, removed = _changes(old or {}, new, schema)
 
     me = _Entry(manager, "Update", api_version, now, FieldSet(), subresource)
     previous = next((e for e in entries if e.key == me.key), None)
     others = [replace(e, fields=e.fields - changed - removed) for e in entries if e.key != me.key]
     mine = (previous.fields if previous else FieldSet()) - removed | changed
     me = replace(me, fields=mine, time=now if changed or previous is None else previous.time)
-    return _with_entries(json_copy(new), [*others, me])
+    return _with_entries(_shallow(new), [*others, me])
+
+
+def _created(
+    new: dict[str, Any],
+    schema: _Schema,
+    manager: str,
+    api_version: str,
+    now: str,
+    subresource: str | None,
+) -> dict[str, Any]:
+    """:func:`record_update` of a create without managedFields: ``manager`` owns every field."""
+    fields = _fields_v1(new, schema)
+    out = _shallow(new)
+    if not fields:
+        out["metadata"].pop("managedFields", None)
+        return out
+    entry: dict[str, Any] = {
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": api_version,
+        "time": now,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+    if subresource:
+        entry["subresource"] = subresource
+    out["metadata"]["managedFields"] = [entry]
+    return out
+
+
+def _shallow(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` whose ``metadata`` (the part :func:`_with_entries` sets) is its own;
+    the rest is shared."""
+    out = dict(obj)
+    meta = out.setdefault("metadata", {})
+    if isinstance(meta, dict):
+        out["metadata"] = dict(meta)
+    return out

@@ -293,6 +293,8 @@ def decode_write(body: bytes, request: Request, opts: WriteOptions) -> Any:
 
 def write_options(request: Request) -> WriteOptions:
     """``dryRun`` and ``fieldValidation`` from the query string."""
+    if not request.scope.get("query_string"):  # the common case: no parsing to do
+        return WriteOptions(field_manager=default_field_manager(request.headers.get("user-agent")))
     q = request.query_params
     fv = q.get("fieldValidation") or "Warn"
     if fv not in ("Strict", "Warn", "Ignore"):

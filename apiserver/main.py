@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         log_level=args.log_level,
         access_log=False,
+        # No proxy is configured in front of the server: client addresses are the peers'
+        # (uvicorn would otherwise rewrite them from X-Forwarded-For on every request).
+        proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
         **({"ws": WebSocketProtocol} | sec.uvicorn),

@@ -95,12 +95,8 @@ async def gather_limited(n: int, coros) -> None:
 async def spread(
     clients: list[AsyncClient], concurrency: int, n: int, call: Callable[[AsyncClient, int], Any]
 ) -> None:
-    """``call(client, i)`` for ``i < n``, ``concurrency`` at a time, spread over ``clients``.
-
-    Several clients with a few connections each, not one with many: httpx scans its whole
-    connection pool (a syscall per idle connection) on every request, so one 32-connection
-    client costs the load generator far more CPU than four 8-connection ones, CPU the
-    scheduler and the API server share on this machine."""
+    """``call(client, i)`` for ``i < n``, ``concurrency`` at a time, spread over ``clients``
+    (each with its own connection pool, as several independent users would be)."""
     per = max(1, concurrency // len(clients))
     k = len(clients)
     await asyncio.gather(

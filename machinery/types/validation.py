@@ -167,14 +167,19 @@ def dns1035_label_errors(value: str) -> list[str]:
 def qualified_name_errors(value: str) -> list[str]:
     """Problems with a qualified name (``[prefix/]name``): label and annotation keys,
     finalizers, toleration and topology keys (the rule of :mod:`machinery.selectors`)."""
-    problem = validate_label_key(value)
+    problem = _label_key_problem(value) if type(value) is str else validate_label_key(value)
     return [problem] if problem else []
 
 
 def label_value_errors(value: str) -> list[str]:
     """Problems with a label value (empty is allowed)."""
-    problem = validate_label_value(value)
+    problem = _label_value_problem(value) if type(value) is str else validate_label_value(value)
     return [problem] if problem else []
+
+
+# Keys and values repeat across objects (app, tier, node.kubernetes.io/...): check each once.
+_label_key_problem = lru_cache(maxsize=8192)(validate_label_key)
+_label_value_problem = lru_cache(maxsize=8192)(validate_label_value)
 
 
 def config_key_errors(value: str) -> list[str]:

@@ -6,10 +6,17 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apiserver.apply import (
     BEFORE_FIRST_APPLY,
     FieldSet,
+    _changes,
+    _compare,
+    _fields_v1,
+    _leaves,
+    _schema,
     apply,
     fields_of,
     path_string,
@@ -441,3 +448,56 @@ def test_reapply_without_a_list_or_map_removes_it_whole() -> None:
     )
     second = ssa(first, deployment())
     assert second["spec"]["template"]["spec"]["containers"] == [{"name": "c", "image": "nginx"}]
+
+
+# --- the one-walk shortcuts of record_update agree with the leaf maps --------------------------
+
+_SCALARS = st.sampled_from([0, 1, 1.0, True, False, None, "", "a", "1"])
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abc"), inner),
+    max_leaves=8,
+)
+_CONTAINER = st.fixed_dictionaries(
+    {"image": _SCALARS, "x": _JSON},
+    optional={"name": st.sampled_from(["c", "d"]), "env": st.lists(st.just({"name": "E"}))},
+)
+_OBJECT = st.fixed_dictionaries(
+    {"apiVersion": st.just(V), "kind": st.just("Deployment")},
+    optional={
+        "metadata": st.fixed_dictionaries(
+            {"name": st.just("web")},
+            optional={
+                "uid": st.just("u"),
+                "labels": st.dictionaries(st.sampled_from("xy"), st.sampled_from(["1", "2"])),
+                "finalizers": st.lists(st.sampled_from(["f", "g"]), max_size=3),
+            },
+        ),
+        "spec": st.fixed_dictionaries(
+            {},
+            optional={
+                "template": st.fixed_dictionaries(
+                    {"spec": st.fixed_dictionaries({"containers": st.lists(_CONTAINER)})}
+                ),
+                "x": _JSON,
+            },
+        ),
+        "status": _JSON,
+        "extra": _JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    old=_OBJECT,
+    new=_OBJECT,
+    kind=st.sampled_from(["Deployment", None]),
+    status_subresource=st.booleans(),
+)
+def test_one_walk_shortcuts_agree_with_leaves(
+    old: dict, new: dict, kind: str | None, status_subresource: bool
+) -> None:
+    schema = _schema(kind, status_subresource, None)
+    assert _fields_v1(new, schema) == FieldSet.of(_leaves(new, schema)).to_fields_v1()
+    assert _changes(old, new, schema) == _compare(_leaves(old, schema), _leaves(new, schema))
