@@ -8,7 +8,8 @@
   :class:`~kubelet.podworker.PodWorker`; an agent with its own pod informer also watches
   Services (:class:`~kubelet.env.ServiceCache`) for the pods' Service variables;
 - a poller (the kubelet's PLEG) lists the node's sandboxes and containers every
-  ``pleg_period`` and wakes the worker of every pod whose runtime state changed;
+  ``pleg_period`` and tells the worker of every pod whose runtime state changed what it now
+  is (a worker makes no pass for a state its own last pass left);
 - once the pod cache is synced, pods the runtime holds but the API server does not are
   orphans and are torn down (:mod:`kubelet.adopt`); pods it does hold are re-adopted as they
   are.
@@ -33,6 +34,7 @@ from .cgroups import CgroupManager
 from .cri.client import AsyncRuntimeClient
 from .env import ServiceCache
 from .node import CidrAllocator, Machine, NodeConfig, NodeStatus
+from .observe import RuntimeView, container_state, sandbox_state
 from .podworker import NullRecorder, PodWorker, Recorder, WorkerContext
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,7 @@ class NodeAgent:
         self.runtime_name = "containerd"
         self._runtime_version: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pleg_seen: dict[str, tuple[str, int]] = {}
+        self._pleg_seen: dict[str, tuple[str, str]] = {}  # key → (pod uid, state)
         self.ctx: WorkerContext | None = None
         self.sampler: resource_metrics.ResourceSampler | None = None
 
@@ -316,23 +318,27 @@ class NodeAgent:
         return [p.uid for p in stale]
 
     async def relist(self) -> set[str]:
-        """One poll: wake the workers of pods whose runtime state changed; returns their
-        uids."""
+        """One poll: tell the workers of pods whose runtime state changed what it is now
+        (:meth:`PodWorker.runtime_changed`); returns their uids."""
         selector = {L.NODE: self.name}
-        seen: dict[str, tuple[str, int]] = {}
+        seen: dict[str, tuple[str, str]] = {}
         for s in await self.runtime.list_pod_sandbox(labels=selector):
-            seen["s" + s.id] = (s.labels.get(L.POD_UID, ""), s.state)
+            seen["s" + s.id] = (s.labels.get(L.POD_UID, ""), sandbox_state(s.state))
         for c in await self.runtime.list_containers(labels=selector):
-            seen["c" + c.id] = (c.labels.get(L.POD_UID, ""), c.state + 10)
+            seen["c" + c.id] = (c.labels.get(L.POD_UID, ""), container_state(c.state))
         changed = {
             uid for key, (uid, state) in seen.items() if self._pleg_seen.get(key) != (uid, state)
         }
         changed |= {uid for key, (uid, _) in self._pleg_seen.items() if key not in seen}
         self._pleg_seen = seen
+        views: dict[str, RuntimeView] = {uid: {} for uid in changed}
+        for key, (uid, state) in seen.items():
+            if uid in views:
+                views[uid][key] = state
         for uid in changed:
             worker = self.workers.get(uid)
             if worker is not None:
-                worker.wake()
+                worker.runtime_changed(views[uid])
             elif self.synced.is_set() and uid and uid not in self.pods:
                 await self.cleanup_orphans()
         return changed

@@ -201,8 +201,7 @@ def field_ref(pod: Obj, path: str, pod_ip: str, host_ip: str) -> str:
         "metadata.uid": m.get("uid"),
         "spec.nodeName": s.get("nodeName"),
         "spec.serviceAccountName": s.get("serviceAccountName") or "default",
-        "status.podIP": pod_ip,
-        "status.podIPs": pod_ip,
+        **dict.fromkeys(POD_IP_FIELDS, pod_ip),
         "status.hostIP": host_ip,
         "status.hostIPs": host_ip,
     }
@@ -215,6 +214,17 @@ def field_ref(pod: Obj, path: str, pod_ip: str, host_ip: str) -> str:
     if found:
         return str((m.get(found.group(1)) or {}).get(found.group(2), ""))
     raise ValueError(f"unsupported fieldRef {path!r}")
+
+
+POD_IP_FIELDS = frozenset({"status.podIP", "status.podIPs"})
+
+
+def uses_pod_ip(c: Obj) -> bool:
+    """Whether container ``c``'s environment names the pod's IP (a downward-API ``fieldRef``)."""
+    return any(
+        ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") in POD_IP_FIELDS
+        for e in c.get("env") or []
+    )
 
 
 def _quote(value: str) -> str:

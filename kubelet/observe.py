@@ -102,6 +102,26 @@ class PodRuntime:
         return not self.sandboxes and not self.containers
 
 
+RuntimeView = dict[str, str]
+"""A pod's runtime objects by key and state: ``s<id>`` → ready|notready for a sandbox,
+``c<id>`` → running|exited|created|unknown for a container."""
+
+
+def sandbox_state(state: int) -> str:
+    return "ready" if state == pb.SANDBOX_READY else "notready"
+
+
+def container_state(state: int) -> str:
+    return _STATES.get(state, UNKNOWN)
+
+
+def runtime_view(rt: PodRuntime) -> RuntimeView:
+    """The :data:`RuntimeView` of a snapshot (what the runtime poller compares against)."""
+    view = {"s" + s.id: "ready" if s.ready else "notready" for s in rt.sandboxes}
+    view.update(("c" + c.id, c.state) for c in rt.all_containers())
+    return view
+
+
 class Runtime(Protocol):
     async def list_pod_sandbox(self, *, labels: dict[str, str] | None = None) -> list: ...
     async def list_containers(self, *, labels: dict[str, str] | None = None) -> list: ...
@@ -144,7 +164,7 @@ def container_record(
         name=st.metadata.name or (listed.metadata.name if listed is not None else ""),
         sandbox_id=sandbox_id,
         restart_count=_int(ann.get(L.RESTART_COUNT)),
-        state=_STATES.get(st.state, UNKNOWN),
+        state=container_state(st.state),
         init=lab.get(L.CONTAINER_TYPE) == "init",
         created_at=_seconds(st.created_at),
         started_at=_seconds(st.started_at),

@@ -1,9 +1,10 @@
 """One worker per pod: observe the runtime, plan, act, report status.
 
 A :class:`PodWorker` owns one pod uid. :meth:`PodWorker.update` hands it the newest pod from
-the informer (``None`` once the API server forgot the pod) and :meth:`PodWorker.wake` asks for a
-pass (the agent's runtime poller calls it when a container of the pod changed state). Each pass
-of :meth:`PodWorker.sync` is level-triggered and idempotent:
+the informer (``None`` once the API server forgot the pod), :meth:`PodWorker.runtime_changed`
+what the agent's runtime poller now sees of the pod's sandboxes and containers, and
+:meth:`PodWorker.wake` asks for a pass. Each pass of :meth:`PodWorker.sync` is level-triggered
+and idempotent:
 
 1. read the pod's sandboxes and containers from CRI (:func:`kubelet.observe.observe`);
 2. a pod being deleted (or gone) is torn down: preStop, SIGTERM, grace, SIGKILL, sandbox
@@ -24,10 +25,16 @@ of :meth:`PodWorker.sync` is level-triggered and idempotent:
    merge patch of the changed top-level fields, only when it changed (``None`` members do not
    count: the API server drops them). A pass that only created things writes it right after
    StartContainer returns, from the snapshot it started with plus what it created (one
-   ContainerStatus per new container, the new sandbox's PodSandboxStatus already read for its
-   IP); a pass that stopped or removed anything observes the pod again first.
+   ContainerStatus per new container, the new sandbox's PodSandboxStatus, asked while its
+   containers are created: only a container whose environment names the pod IP waits for it);
+   a pass that stopped or removed anything observes the pod again first.
 
-Passes never overlap. Errors are logged and retried with a capped exponential delay.
+Passes never overlap. The next pass comes when it is due (back-off, probes, resync), at once
+after a pass that stopped or removed something or whose snapshot already calls for more (a
+container that exited at once, probes to set up), and on news the worker has not seen: a pod
+version other than the one it acted on or its own status write coming back, a runtime state
+other than the one its last pass left (the poller reporting the containers the worker started
+itself asks for nothing). Errors are logged and retried with a capped exponential delay.
 """
 
 from __future__ import annotations
@@ -51,11 +58,20 @@ from .cgroups import CgroupManager, pod_cgroup
 from .cri.client import AsyncRuntimeClient
 from .cri.errors import CriError, CriNotFound
 from .cri.names import normalize_image
-from .env import ServiceCache, Sources, fetch_sources
+from .env import ServiceCache, Sources, fetch_sources, uses_pod_ip
 from .images.reachable import reachable
-from .observe import EXITED, PodRuntime, assemble, container_record, observe, sandbox_record
+from .observe import (
+    EXITED,
+    PodRuntime,
+    RuntimeView,
+    assemble,
+    container_record,
+    observe,
+    runtime_view,
+    sandbox_record,
+)
 from .plan import Plan, Start, backoff_key, compute_plan, pod_ref
-from .probes import HandlerRunner, PodProbes, ProbeReport
+from .probes import HandlerRunner, PodProbes, ProbeReport, container_probes
 from .satoken import TokenManager
 from .status import TERMINAL, pod_status, rfc3339
 from .termination import MIN_GRACE, kill_pod, remove_container, remove_pod, stop_container
@@ -138,6 +154,10 @@ def _status_patch(old: Obj, new: Obj) -> Obj:
     return patch
 
 
+def _version(pod: Obj) -> str:
+    return str(specs.meta(pod).get("resourceVersion") or "")
+
+
 def _retrieve(task: asyncio.Task[Any]) -> None:
     """Mark the outcome of a task nobody awaits as seen (no "never retrieved" warning)."""
     if not task.cancelled():
@@ -163,24 +183,44 @@ class PodWorker:
         self.evicted: str | None = None  # the eviction message, once evicted
         self._event = asyncio.Event()
         self._event.set()
+        # Why a pass is due (see _pass_due); reset when a pass starts.
+        self._woken = False
+        self._news: set[str] = set()  # resourceVersions not yet acted on
+        self._known: set[str] = set()  # acted on: this pass's pod and its own status writes
+        self._polled: RuntimeView | None = None  # what the runtime poller last reported
+        self._seen: RuntimeView = {}  # the pod's runtime objects as the last pass left them
 
     # -- inputs ------------------------------------------------------------------------------
 
     def update(self, pod: Obj | None) -> None:
-        """The newest pod from the API server (``None``: it is gone)."""
+        """The newest pod from the API server (``None``: it is gone). A version this worker
+        already acted on (the echo of its own status write, a re-delivery) asks for no pass."""
         self.pod = pod
-        if pod is not None:
+        if pod is None:
+            self._woken = True
+        else:
             self.last_pod = pod
+            version = _version(pod)
+            if not version or version not in self._known:
+                self._news.add(version)
         self._event.set()
 
     def wake(self) -> None:
+        """Ask for a pass."""
+        self._woken = True
+        self._event.set()
+
+    def runtime_changed(self, view: RuntimeView) -> None:
+        """The runtime poller saw the pod's sandboxes and containers change to ``view``; a
+        pass follows unless the worker's last pass left them exactly so (its own work)."""
+        self._polled = view
         self._event.set()
 
     def evict(self, message: str) -> None:
         """Evict the pod (:mod:`kubelet.eviction`): kill it, report Failed/Evicted."""
         if self.evicted is None:
             self.evicted = message
-            self._event.set()
+            self.wake()
 
     def empty_dir(self, name: str) -> Path:
         """Where the pod's ``emptyDir`` volume ``name`` lives on the host."""
@@ -205,7 +245,21 @@ class PodWorker:
                 break
             if delay is None:
                 delay = self.ctx.resync
-            await wait_event(self._event, delay)
+            await self._wait(delay)
+
+    async def _wait(self, delay: float | None) -> None:
+        """Until ``delay`` seconds passed (``None``: forever) or a pass is due."""
+        deadline = None if delay is None else time.monotonic() + delay
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not await wait_event(self._event, timeout) or self._pass_due():
+                return
+            self._event.clear()
+
+    def _pass_due(self) -> bool:
+        """Whether something happened since the last pass started that it did not see."""
+        polled = self._polled is not None and self._polled != self._seen
+        return self._woken or bool(self._news) or polled
 
     @property
     def name(self) -> str:
@@ -214,6 +268,9 @@ class PodWorker:
     async def sync(self) -> float | None:
         """One pass; returns seconds until the next wanted pass (``None``: only on events)."""
         self.syncs += 1
+        self._woken, self._polled = False, None
+        self._news.clear()
+        self._known = {_version(self.pod)} if self.pod is not None else set()
         ctx, pod = self.ctx, self.pod
         rt = await observe(ctx.runtime, self.uid, ctx.node.name)
         if pod is None or specs.meta(pod).get("deletionTimestamp"):
@@ -243,12 +300,17 @@ class PodWorker:
         refresh = ctx.tokens.next_refresh(pod)  # token files are refreshed in place
         if refresh is not None and (ctx.resync is None or refresh < ctx.resync):
             wake = _earliest(wake, refresh)
-        changed = False
+        again = False  # another pass at once
         if not plan.idle:
-            changed, exec_wake, after = await self._execute(pod, plan, rt)
+            again, exec_wake, after = await self._execute(pod, plan, rt)
             if exec_wake is not None:
                 wake = exec_wake if wake is None else min(wake, exec_wake)
-            rt = after if after is not None else await observe(ctx.runtime, self.uid, ctx.node.name)
+            if after is None:
+                rt = await observe(ctx.runtime, self.uid, ctx.node.name)
+            else:
+                rt = after
+                if again:
+                    again, wake = self._follow_up(pod, rt, wake)
         waiting = {**self.errors, **plan.waiting}
         status = pod_status(
             pod,
@@ -260,10 +322,20 @@ class PodWorker:
             probed=_probed(probes),
         )
         await self._write_status(pod, status)
+        self._seen = runtime_view(rt)
         await self._collect_garbage(rt)
         if status.get("phase") in TERMINAL:
             return 0.0 if (rt.running() or any(s.ready for s in rt.sandboxes)) else None
-        return 0.0 if changed else wake
+        return 0.0 if again else wake
+
+    def _follow_up(self, pod: Obj, rt: PodRuntime, wake: float | None) -> tuple[bool, float | None]:
+        """After a pass that only created things, from its snapshot: whether the next pass is
+        due at once (the snapshot already calls for more steps or another status, e.g. a
+        container that exited at once, or containers have probes to set up), and when it is
+        due otherwise."""
+        plan = compute_plan(pod, rt, self.ctx.backoff)
+        probed = any(container_probes(c) for c in specs.spec(pod).get("containers") or [])
+        return not plan.idle or bool(plan.waiting) or probed, _earliest(wake, plan.wake_after)
 
     # -- acting ------------------------------------------------------------------------------
 
@@ -298,8 +370,6 @@ class PodWorker:
     ) -> tuple[bool, float | None, PodRuntime | None]:
         ctx = self.ctx
         changed = False
-        wake: float | None = None
-        new_sandbox: Any = None  # the PodSandboxStatus of a sandbox created here
         if plan.kill_pod:
             for c in rt.running():
                 self._event_for(pod, "Normal", "Killing", f"Stopping container {c.name}")
@@ -307,7 +377,6 @@ class PodWorker:
             changed = True
         if plan.finished:
             return changed, None, None
-        ip = ""
         for record, why in plan.kill:
             self._event_for(pod, "Normal", "Killing", why)
             await stop_container(
@@ -321,53 +390,83 @@ class PodWorker:
         for record in plan.remove:
             await remove_container(ctx.runtime, record.id, record.log_path)
             changed = True
-        if plan.create_sandbox:
-            sandbox_config = specs.sandbox_config(pod, ctx.node, plan.sandbox_attempt)
-            if ctx.cgroups is not None:
-                cgroup = pod_cgroup(pod, ctx.node.cgroup_root, specs.qos_class(specs.spec(pod)))
-                await asyncio.to_thread(ctx.cgroups.apply, cgroup)
-            try:
-                sandbox_id = await ctx.runtime.run_pod_sandbox(sandbox_config)
-            except CriError as err:
-                self._event_for(
-                    pod,
-                    "Warning",
-                    "FailedCreatePodSandBox",
-                    f"Failed to create pod sandbox: {err.details}",
-                )
-                raise
-            new_sandbox = await ctx.runtime.pod_sandbox_status(sandbox_id)
-            ip = new_sandbox.network.ip
-            changed = True
-        else:
+        if not plan.create_sandbox:
             assert rt.sandbox is not None
-            sandbox_id, ip = rt.sandbox.id, rt.sandbox.ip
             sandbox_config = specs.sandbox_config(pod, ctx.node, rt.sandbox.attempt)
+            started, wake, after = await self._start_all(
+                pod, plan, rt, (rt.sandbox.id, sandbox_config, rt.sandbox.ip), images
+            )
+            return changed or started, wake, after
+        sandbox_id, sandbox_config = await self._create_sandbox(pod, plan)
+        # Its IP is read while the containers are being created; only a container whose
+        # environment names it waits for it.
+        sandbox_status = asyncio.ensure_future(ctx.runtime.pod_sandbox_status(sandbox_id))
+        try:
+            _, wake, after = await self._start_all(
+                pod, plan, rt, (sandbox_id, sandbox_config, ""), images, sandbox_status
+            )
+        finally:
+            sandbox_status.cancel()
+            sandbox_status.add_done_callback(_retrieve)
+        return True, wake, after
+
+    async def _create_sandbox(self, pod: Obj, plan: Plan) -> tuple[str, Any]:
+        """The pod cgroup, then RunPodSandbox; returns (sandbox id, its config)."""
+        ctx = self.ctx
+        sandbox_config = specs.sandbox_config(pod, ctx.node, plan.sandbox_attempt)
+        if ctx.cgroups is not None:
+            cgroup = pod_cgroup(pod, ctx.node.cgroup_root, specs.qos_class(specs.spec(pod)))
+            await asyncio.to_thread(ctx.cgroups.apply, cgroup)
+        try:
+            sandbox_id = await ctx.runtime.run_pod_sandbox(sandbox_config)
+        except CriError as err:
+            message = f"Failed to create pod sandbox: {err.details}"
+            self._event_for(pod, "Warning", "FailedCreatePodSandBox", message)
+            raise
+        return sandbox_id, sandbox_config
+
+    async def _start_all(
+        self,
+        pod: Obj,
+        plan: Plan,
+        rt: PodRuntime,
+        sandbox: tuple[str, Any, str],
+        images: dict[str, asyncio.Task[Any]],
+        new_sandbox: asyncio.Future[Any] | None = None,
+    ) -> tuple[bool, float | None, PodRuntime | None]:
+        """Start ``plan.start`` in ``sandbox`` (id, config, IP); ``new_sandbox``: the
+        PodSandboxStatus, under way, of a sandbox created in this pass (its IP is not known
+        yet). Returns (whether a container started, seconds until a retry, the snapshot after
+        it, see :meth:`_execute`)."""
+        sandbox_id, sandbox_config, ip = sandbox
         created: list[str] = []
+        any_started, wake = False, None
         for step in plan.start:
+            if new_sandbox is not None and not ip and uses_pod_ip(step.container):
+                ip = (await new_sandbox).network.ip
             started, retry = await self._start(
                 pod, step, sandbox_id, sandbox_config, ip, created, images
             )
-            changed = changed or started
-            if retry is not None:
-                wake = retry if wake is None else min(wake, retry)
+            any_started = any_started or started
+            wake = _earliest(wake, retry)
             if not started and step.init:
                 break
         if plan.kill_pod or plan.kill or plan.remove:
-            return changed, wake, None
+            return any_started, wake, None
         # Only creations: read back just what was created instead of the whole pod, so the
         # status is written right after StartContainer returns.
         statuses = await asyncio.gather(*(self._container_status(cid) for cid in created))
         sandboxes = list(rt.sandboxes)
         if new_sandbox is not None:
-            sandboxes.append(sandbox_record(new_sandbox, new_sandbox))
+            status = await new_sandbox
+            sandboxes.append(sandbox_record(status, status))
         records = rt.all_containers()
         records += [
             container_record(cid, st, sandbox_id)
             for cid, st in zip(created, statuses, strict=True)
             if st is not None
         ]
-        return changed, wake, assemble(self.uid, sandboxes, records)
+        return any_started, wake, assemble(self.uid, sandboxes, records)
 
     async def _container_status(self, container_id: str) -> Any:
         try:
@@ -533,6 +632,8 @@ class PodWorker:
             if int(specs.meta(updated).get("resourceVersion") or 0) >= newer:
                 self.pod = updated
                 self.last_pod = updated
+            self._known.add(_version(updated))
+            self._news.discard(_version(updated))
 
     async def _collect_garbage(self, rt: PodRuntime) -> None:
         """Remove exited instances beyond the newest :data:`KEEP_DEAD` per container name."""

@@ -30,6 +30,7 @@ import jsonpointer
 
 from machinery import kinds
 from machinery.errors import BadRequest, Invalid, UnsupportedMediaType
+from machinery.jsoncopy import json_copy
 
 __all__ = [
     "STRATEGIES",
@@ -51,8 +52,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
     """Apply a JSON merge patch: ``null`` deletes, objects merge recursively, anything else
     (lists included) replaces. A non-object ``patch`` replaces ``target`` entirely."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return json_copy(patch)
+    result = json_copy(target) if isinstance(target, dict) else {}
     _merge_into(result, patch)
     return result
 
@@ -67,7 +68,7 @@ def _merge_into(result: dict[str, Any], patch: Mapping[str, Any]) -> None:
                 sub = result[key] = {}
             _merge_into(sub, value)
         else:
-            result[key] = copy.deepcopy(value)
+            result[key] = json_copy(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def strategic_merge_patch(
     if not isinstance(patch, dict):
         raise BadRequest(f"a strategic merge patch must be an object, not {type(patch).__name__}")
     # One deep copy up front; the merger then works in place on objects it owns.
-    owned = copy.deepcopy(target) if isinstance(target, dict) else {}
+    owned = json_copy(target) if isinstance(target, dict) else {}
     merged = _Merger(STRATEGIES[kind]).map(owned, patch, "")
     return {} if merged is None else merged
 
@@ -356,7 +357,7 @@ class _Merger:
         if strategy.merge_key is not None:
             return self.keyed_list(original, items, strategy.merge_key, path)
         result = list(original)
-        result.extend(copy.deepcopy(i) for i in items)
+        result.extend(json_copy(i) for i in items)
         return _dedupe(result)
 
     def keyed_list(self, original: list[Any], patch: list[Any], key: str, path: str) -> list[Any]:
@@ -394,7 +395,7 @@ class _Merger:
             return self.map({}, value, path)
         if isinstance(value, list):
             return self.list([], value, path)
-        return copy.deepcopy(value)
+        return json_copy(value)
 
     def order(self, merged: list[Any], order: list[Any], live: list[Any], path: str) -> list[Any]:
         """``$setElementOrder``: listed items in the given order, others (server-only) kept

@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 PODS = lookup("pods")
 NODES = lookup("nodes")
 PRIORITY_CLASSES = lookup("priorityclasses")
-MAX_BINDS_IN_FLIGHT = 8
+MAX_BINDS_IN_FLIGHT = 32
 
 
 class Scheduler:

@@ -2,19 +2,23 @@
 
 Against the fake CRI runtime (it counts RPCs) and the fake API server (it records requests):
 a start pass reads back just the sandbox and container it created, an unchanged status is not
-written again (the API server drops ``None`` members, so they must not count as changes), and
-Service variables come from one watch instead of a LIST per pod.
+written again (the API server drops ``None`` members, so they must not count as changes),
+Service variables come from one watch instead of a LIST per pod, and a running worker makes no
+pass for what it did itself (its status write coming back, the runtime poller reporting the
+containers it started) but does for anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from kubelet.env import ServiceCache, fetch_services
+from kubelet.observe import observe, runtime_view
 from kubelet.podworker import PodWorker
 from machinery.kinds import lookup
-from tests.unit.test_kubelet_worker import Env, env, settle, sleeper  # noqa: F401
+from tests.unit.test_kubelet_worker import NODE, Env, env, settle, sleeper  # noqa: F401
 
 SERVICES = lookup("services")
 
@@ -53,6 +57,54 @@ async def test_start_pass_reads_back_only_what_it_created(env: Env) -> None:  # 
     main = env.container("web", "main")
     assert main["state"]["running"]["startedAt"]
     assert main["containerID"] == f"containerd://{env.running_ids()[0]}"
+
+
+async def test_pod_ip_env_waits_for_the_new_sandbox(env: Env) -> None:  # noqa: F811
+    pod_ip = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    pod = env.seed("web", [sleeper(env=[pod_ip])])
+    await PodWorker(env.context(), pod).sync()
+
+    container = next(iter(env.fake.containers.values()))
+    envs = {kv.key: kv.value for kv in container.config.envs}
+    assert envs["POD_IP"] == env.status("web")["podIP"] != ""
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+async def test_no_pass_for_the_workers_own_doing(env: Env) -> None:  # noqa: F811
+    pod = env.seed("web", [sleeper()])
+    ctx = env.context()
+    ctx.resync = None
+    worker = PodWorker(ctx, pod)
+    task = asyncio.create_task(worker.run())
+    try:
+        await _until(lambda: env.status("web").get("phase") == "Running", "pod not Running")
+        await asyncio.sleep(0.05)
+        passes = worker.syncs
+        assert passes == 1  # the start pass wrote the status from what it created
+
+        worker.update(env.pod("web"))  # the watch hands back the status it wrote
+        worker.runtime_changed(runtime_view(await observe(env.runtime, worker.uid, NODE)))
+        await asyncio.sleep(0.05)
+        assert worker.syncs == passes
+
+        env.exit_all(1)  # not its doing: the poller sees the container exit
+        worker.runtime_changed(runtime_view(await observe(env.runtime, worker.uid, NODE)))
+        await _until(lambda: worker.syncs > passes, "no pass after the container exited")
+        passes = worker.syncs
+
+        changed = env.pod("web")
+        changed["metadata"]["resourceVersion"] = "999999"  # a newer version of the pod
+        worker.update(changed)
+        await _until(lambda: worker.syncs > passes, "no pass for a new pod version")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_unchanged_status_is_not_written_again(env: Env) -> None:  # noqa: F811
