@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from datetime import UTC, datetime
@@ -23,14 +22,6 @@ def now_rfc3339() -> str:
         stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         _last_stamp = (second, stamp)
     return _last_stamp[1]
-
-
-def new_uid() -> str:
-    """A random (version 4) UUID as text, like ``str(uuid.uuid4())`` without building a UUID
-    object: the version nibble is 4 and the variant bits are ``10``."""
-    h = os.urandom(16).hex()
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 def random_suffix(n: int = 5) -> str:

@@ -9,13 +9,14 @@ namespace lifecycle, and the status and scale subresources.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from apiserver import apply, strategies
 from apiserver.cache import Entry
-from apiserver.meta import meta, new_uid, now_rfc3339, random_suffix, spec_of
+from apiserver.meta import meta, now_rfc3339, random_suffix, spec_of
 from apiserver.storage import Key, Write
 from apiserver.store import Store
 from machinery import errors
@@ -190,7 +191,7 @@ class Registry:
             "selfLink",
         ):
             m.pop(server_field, None)
-        m["uid"] = new_uid()
+        m["uid"] = str(uuid.uuid4())
         m["creationTimestamp"] = now_rfc3339()
         if self._has_generation(rt):
             m["generation"] = 1

@@ -31,6 +31,7 @@ from . import labels as L
 from . import metrics as resource_metrics
 from .backoff import Backoff
 from .cgroups import CgroupManager
+from .cri import api_pb2 as pb
 from .cri.client import AsyncRuntimeClient
 from .env import ServiceCache
 from .node import CidrAllocator, Machine, NodeConfig, NodeStatus
@@ -323,7 +324,10 @@ class NodeAgent:
         selector = {L.NODE: self.name}
         seen: dict[str, tuple[str, str]] = {}
         for s in await self.runtime.list_pod_sandbox(labels=selector):
-            seen["s" + s.id] = (s.labels.get(L.POD_UID, ""), sandbox_state(s.state))
+            seen["s" + s.id] = (
+                s.labels.get(L.POD_UID, ""),
+                sandbox_state(s.state == pb.SANDBOX_READY),
+            )
         for c in await self.runtime.list_containers(labels=selector):
             seen["c" + c.id] = (c.labels.get(L.POD_UID, ""), container_state(c.state))
         changed = {

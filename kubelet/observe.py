@@ -107,8 +107,8 @@ RuntimeView = dict[str, str]
 ``c<id>`` → running|exited|created|unknown for a container."""
 
 
-def sandbox_state(state: int) -> str:
-    return "ready" if state == pb.SANDBOX_READY else "notready"
+def sandbox_state(ready: bool) -> str:
+    return "ready" if ready else "notready"
 
 
 def container_state(state: int) -> str:
@@ -117,7 +117,7 @@ def container_state(state: int) -> str:
 
 def runtime_view(rt: PodRuntime) -> RuntimeView:
     """The :data:`RuntimeView` of a snapshot (what the runtime poller compares against)."""
-    view = {"s" + s.id: "ready" if s.ready else "notready" for s in rt.sandboxes}
+    view = {"s" + s.id: sandbox_state(s.ready) for s in rt.sandboxes}
     view.update(("c" + c.id, c.state) for c in rt.all_containers())
     return view
 
