@@ -12,12 +12,14 @@ import typing
 from functools import cache
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from machinery.errors import Invalid, invalid
+from machinery.jsoncopy import json_copy
 
 from .meta import K8sModel, ObjectMeta
-from .registry import RULES, is_namespaced
+from .registry import RULES, KindRules, is_namespaced
 from .validation import FieldErrors, dns1123_subdomain_errors, fmt_value, validate_object_meta
 
 
@@ -37,6 +39,18 @@ def admit(
     if rules is None:
         _admit_metadata_only(obj, api_version, kind, group)
         return obj, []
+    if old is None and rules.body_apart:
+        out = _admit_apart(obj, rules)
+        if out is not None:
+            return out, []
+    return admit_whole(obj, rules, old)
+
+
+def admit_whole(
+    obj: dict[str, Any], rules: KindRules, old: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """:func:`admit` of a modelled kind in one piece (never from remembered bodies)."""
+    api_version, kind, group = rules.api_version, rules.kind, rules.group
     try:
         model = rules.model.model_validate(obj, by_alias=True, by_name=False)
     except ValidationError as exc:
@@ -60,6 +74,75 @@ def admit(
     if "apiVersion" not in out or "kind" not in out:
         out = {"apiVersion": api_version, "kind": kind, **out}
     return out, unknown
+
+
+_REMEMBERED_MAX = 1024  # admitted bodies kept; the table is emptied when full
+_REMEMBERED_BODY_MAX = 16 * 1024  # bytes of JSON: larger bodies are admitted afresh
+_remembered: dict[tuple[str, str, bytes], dict[str, Any]] = {}
+
+
+def _admit_apart(obj: dict[str, Any], rules: KindRules) -> dict[str, Any] | None:
+    """Admit a new object as its metadata plus a remembered admission of everything else.
+
+    For kinds whose rules never read metadata, the admitted body is a pure function of the
+    body's JSON. Returns None (the caller takes the whole path, with its exact errors and
+    unknown-field report) when the body is large, invalid or has unknown fields, or when the
+    metadata is not plainly valid.
+    """
+    body = {k: v for k, v in obj.items() if k != "metadata"}
+    text = orjson.dumps(body)
+    if len(text) > _REMEMBERED_BODY_MAX:
+        return None
+    key = (rules.api_version, rules.kind, text)
+    admitted = _remembered.get(key)
+    if admitted is None:
+        admitted = _admit_body(body, rules)
+        if admitted is None:
+            return None
+        if len(_remembered) >= _REMEMBERED_MAX:
+            _remembered.clear()
+        _remembered[key] = admitted
+    meta = _admitted_metadata(obj.get("metadata"), rules)
+    if meta is None:
+        return None
+    out = json_copy(admitted)
+    return {
+        "apiVersion": out.pop("apiVersion", rules.api_version),
+        "kind": out.pop("kind", rules.kind),
+        "metadata": meta,
+        **out,
+    }
+
+
+def _admit_body(body: dict[str, Any], rules: KindRules) -> dict[str, Any] | None:
+    try:
+        model = rules.model.model_validate(body, by_alias=True, by_name=False)
+    except ValidationError:
+        return None
+    if rules.default is not None:
+        rules.default(model, None)
+    errs = FieldErrors()
+    if rules.validate is not None:
+        rules.validate(model, None, errs)
+    unknown: list[str] = []
+    collect_unknown(model, "", unknown)
+    if errs or unknown:
+        return None
+    return model.model_dump(by_alias=True, exclude_none=True)
+
+
+def _admitted_metadata(raw: Any, rules: KindRules) -> dict[str, Any] | None:
+    try:
+        meta = ObjectMeta.model_validate(raw, by_alias=True, by_name=False)
+    except ValidationError:
+        return None
+    errs = FieldErrors()
+    validate_object_meta(meta, errs, namespaced=rules.namespaced, name_check=rules.name_check)
+    unknown: list[str] = []
+    collect_unknown(meta, "", unknown)
+    if errs or unknown:
+        return None
+    return meta.model_dump(by_alias=True, exclude_none=True)
 
 
 def _admit_metadata_only(obj: dict[str, Any], api_version: str, kind: str, group: str) -> None:

@@ -44,6 +44,10 @@ class KindRules:
     default: Defaulter | None = None
     validate: Validator | None = None
     name_check: Callable[[str], list[str]] = dns1123_subdomain_errors
+    # True when ``default`` and ``validate`` never read ``metadata``: a create then admits the
+    # metadata and the rest apart, and remembers the admitted rest (objects stamped from one
+    # template, such as a ReplicaSet's pods, share it).
+    body_apart: bool = False
 
     @property
     def group(self) -> str:
@@ -68,7 +72,7 @@ def _plain(fn: Callable[[Any], None]) -> Defaulter:
 
 
 _ALL = (
-    KindRules("v1", "Pod", core.Pod, _plain(cr.default_pod), cr.validate_pod),
+    KindRules("v1", "Pod", core.Pod, _plain(cr.default_pod), cr.validate_pod, body_apart=True),
     KindRules("v1", "Node", core.Node, _plain(cr.default_node), cr.validate_node),
     KindRules(
         "v1", "Service", core.Service, cr.default_service, cr.validate_service, dns1035_label_errors
