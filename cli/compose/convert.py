@@ -7,8 +7,12 @@ the service when it has ``ports`` (NodePort; a published port inside 30000–327
 cluster DNS as on a compose network; ``links``/network ``aliases`` add Services named after the
 alias. ``depends_on`` becomes an init container that waits until each dependency's Service
 accepts connections (readiness gates Endpoints, so ``service_healthy`` holds too);
-``healthcheck`` becomes a readinessProbe; named volumes become PersistentVolumeClaims, bind
-mounts hostPath, anonymous volumes and ``tmpfs`` emptyDir.
+``healthcheck`` becomes a readinessProbe; named volumes become PersistentVolumeClaims without a
+``storageClassName``, which the cluster's default StorageClass binds (``local-path`` under
+``tug up``: a directory on the node), an ``external`` volume names an existing claim and
+creates none; bind mounts become hostPath, anonymous volumes and ``tmpfs`` emptyDir.
+``environment`` entries without a value were resolved by :mod:`.load`; one still ``None`` is
+unset and left out, as compose does.
 
 Keys tug cannot honour are listed in ``warnings`` by path; keys that are not compose keys raise
 :class:`ComposeError` (one line naming the key). Every object carries the project label, which
@@ -23,6 +27,8 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from machinery.selectors import validate_label_key, validate_label_value
 
 from . import keys
 
@@ -81,7 +87,7 @@ def convert(
     services = services_of(doc)
     if not services:
         raise ComposeError("no services defined")
-    ctx = _Context(project, dict(images or {}), base_dir, dict(doc.get("volumes") or {}))
+    ctx = _Context(project, dict(images or {}), base_dir, _top_volumes(doc, out))
     for name, svc in services.items():
         if not isinstance(svc, Mapping):
             raise ComposeError(f"services.{name} must be a mapping")
@@ -92,12 +98,31 @@ def convert(
     for name, svc in services.items():
         _service(ctx, name, svc, out)
     for vol in sorted(ctx.claims):
-        out.manifests.append(_claim(ctx, vol))
-        out.warnings.append(
-            f"volumes.{vol}: PersistentVolumeClaim {dns_name(vol)} needs a PersistentVolume "
-            "to bind (no dynamic provisioner)"
-        )
+        if not _external(ctx.volumes[vol]):
+            out.manifests.append(_claim(ctx, vol))
     return out
+
+
+def _top_volumes(doc: Mapping[str, Any], out: Conversion) -> dict[str, dict[str, Any]]:
+    volumes: dict[str, dict[str, Any]] = {}
+    for vol, spec in (doc.get("volumes") or {}).items():
+        spec = dict(spec or {})
+        _check(spec, f"volumes.{vol}.", keys.VOLUME, keys.VOLUME_UNSUPPORTED, out)
+        volumes[str(vol)] = spec
+    return volumes
+
+
+def _external(spec: Mapping[str, Any]) -> bool:
+    external = spec.get("external")
+    return bool(external) and external not in ("false", "False")
+
+
+def _claim_name(vol: str, spec: Mapping[str, Any]) -> str:
+    """The claim a named volume mounts: its ``name`` (``external.name`` in v3.0-3.3), else
+    the volume's key."""
+    external = spec.get("external")
+    legacy = external.get("name") if isinstance(external, Mapping) else None
+    return dns_name(str(spec.get("name") or legacy or vol))
 
 
 # ---------------------------------------------------------------- checks and small parsers
@@ -161,7 +186,9 @@ def _env(svc: Mapping[str, Any], where: str) -> list[dict[str, str]]:
         raise ComposeError(f"{where}environment must be a list or a mapping")
     env = []
     for key, value in pairs:
-        text = "" if value is None else str(value).lower() if isinstance(value, bool) else value
+        if value is None:
+            continue  # ``- KEY`` with KEY unset where tug compose runs: compose leaves it out
+        text = str(value).lower() if isinstance(value, bool) else value
         env.append({"name": str(key), "value": str(text)})
     return env
 
@@ -172,20 +199,41 @@ class _Port:
     published: int | None
     protocol: str
     public: bool = True  # from ``ports`` (reachable from the host), not ``expose``
+    name: str | None = None  # the Service port's name (long form ``name``)
+    app_protocol: str | None = None
+
+
+def _long_port(item: Mapping[str, Any], where: str, out: Conversion) -> _Port:
+    _check(item, f"{where}.", keys.PORT, frozenset(), out)
+    if "host_ip" in item:
+        out.warnings.append(f"{where}.host_ip: {item['host_ip']} ignored (NodePorts bind all)")
+    if str(item.get("mode", "ingress")) != "ingress":
+        out.warnings.append(
+            f"{where}.mode: {item['mode']!r} not supported; the port is published through the "
+            "Service on every node (as ingress)"
+        )
+    if "target" not in item:
+        raise ComposeError(f"{where}: target is required")
+    try:
+        target = int(item["target"])
+        published = int(item["published"]) if item.get("published") else None
+    except ValueError:
+        raise ComposeError(f"{where}: invalid port in {dict(item)!r}") from None
+    return _Port(
+        target,
+        published,
+        str(item.get("protocol", "tcp")).upper(),
+        name=dns_name(str(item["name"])) if item.get("name") else None,
+        app_protocol=str(item["app_protocol"]) if item.get("app_protocol") else None,
+    )
 
 
 def _ports(name: str, svc: Mapping[str, Any], out: Conversion) -> list[_Port]:
     where = f"services.{name}.ports"
     ports: list[_Port] = []
-    for item in svc.get("ports") or []:
+    for i, item in enumerate(svc.get("ports") or []):
         if isinstance(item, Mapping):
-            ports.append(
-                _Port(
-                    int(item["target"]),
-                    int(item["published"]) if item.get("published") else None,
-                    str(item.get("protocol", "tcp")).upper(),
-                )
-            )
+            ports.append(_long_port(item, f"{where}[{i}]", out))
             continue
         text, _, proto = str(item).partition("/")
         parts = text.split(":")
@@ -208,13 +256,20 @@ def _ports(name: str, svc: Mapping[str, Any], out: Conversion) -> list[_Port]:
 
 def _networks(doc: Mapping[str, Any], services: Mapping[str, Any], out: Conversion) -> None:
     used: set[str] = set()
-    for svc in services.values():
+    for name, svc in services.items():
         nets = svc.get("networks") or []
         used.update(nets if isinstance(nets, list) else list(nets))
+        if isinstance(nets, Mapping):
+            for net, spec in nets.items():
+                where = f"services.{name}.networks.{net}."
+                _check(
+                    spec or {}, where, keys.SERVICE_NETWORK, keys.SERVICE_NETWORK_UNSUPPORTED, out
+                )
     if len(used) > 1:
         out.warnings.append(
-            f"networks: {', '.join(sorted(used))} are not isolated from each other "
-            "(tugboat has no NetworkPolicy): every pod can reach every Service"
+            f"networks: {', '.join(sorted(used))} are not isolated from each other: tugboat "
+            "stores NetworkPolicy objects but does not enforce them, so services on separate "
+            "networks can reach each other"
         )
     for net, spec in (doc.get("networks") or {}).items():
         extra = sorted(set(spec or {}) - {"name", "external"})
@@ -265,18 +320,20 @@ def _service(ctx: _Context, name: str, svc: Mapping[str, Any], out: Conversion) 
     if "stop_grace_period" in svc:
         grace = seconds(svc["stop_grace_period"], f"{where}stop_grace_period")
         pod_spec["terminationGracePeriodSeconds"] = grace
-    restart = _restart_policy(svc, deploy, where)
+    restart = _restart_policy(svc, deploy, where, out)
     annotations = {str(k): str(v) for k, v in _pairs(svc.get("labels")).items()}
     template_meta: dict[str, Any] = {"labels": ctx.labels(name)}
     if annotations:
         template_meta["annotations"] = annotations
+    workload_meta = ctx.meta(name, name)
+    workload_meta["labels"] = {**workload_meta["labels"], **_deploy_labels(deploy, where, out)}
     if restart == "Always":
         replicas = deploy.get("replicas", svc.get("scale", 1))
         out.manifests.append(
             {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "metadata": ctx.meta(name, name),
+                "metadata": workload_meta,
                 "spec": {
                     "replicas": int(replicas),
                     "selector": {"matchLabels": ctx.labels(name)},
@@ -286,7 +343,7 @@ def _service(ctx: _Context, name: str, svc: Mapping[str, Any], out: Conversion) 
         )
     else:
         pod_spec["restartPolicy"] = restart
-        meta = ctx.meta(name, name)
+        meta = workload_meta
         if annotations:
             meta["annotations"] = annotations
         out.manifests.append(
@@ -312,18 +369,53 @@ def _pairs(value: Any) -> dict[str, Any]:
     return out
 
 
-def _restart_policy(svc: Mapping[str, Any], deploy: Mapping[str, Any], where: str) -> str:
-    condition = (deploy.get("restart_policy") or {}).get("condition")
-    if condition is not None:
-        return {"none": "Never", "on-failure": "OnFailure", "any": "Always"}.get(
-            str(condition), "Always"
-        )
+def _deploy_labels(deploy: Mapping[str, Any], where: str, out: Conversion) -> dict[str, str]:
+    """``deploy.labels`` (labels of the service, not its containers) → the workload's labels;
+    one that is not a valid Kubernetes label is left out with a warning."""
+    labels: dict[str, str] = {}
+    for key, value in _pairs(deploy.get("labels")).items():
+        key, text = str(key), "" if value is None else str(value)
+        why = validate_label_key(key) or validate_label_value(text)
+        if why is None and not key.startswith("tugboat.io/"):
+            labels[key] = text
+        else:
+            reason = why or "the tugboat.io/ prefix is tug's own"
+            out.warnings.append(f"{where}deploy.labels.{key}: invalid label ({reason}), ignored")
+    return labels
+
+
+_CONDITIONS = {"none": "Never", "on-failure": "OnFailure", "any": "Always"}
+
+
+def _restart_policy(
+    svc: Mapping[str, Any], deploy: Mapping[str, Any], where: str, out: Conversion
+) -> str:
+    """The pod's restartPolicy. Retry counts, delays and windows have no Kubernetes field (the
+    node agent restarts with its own back-off): each one given is a warning."""
+    policy = deploy.get("restart_policy")
+    if policy is not None:
+        at = f"{where}deploy.restart_policy."
+        _check(policy, at, keys.RESTART_POLICY, keys.RESTART_POLICY_UNSUPPORTED, out)
+        if "restart" in svc:
+            out.warnings.append(f"{where}restart: overridden by deploy.restart_policy, ignored")
+        condition = str(policy.get("condition", "any"))
+        if condition not in _CONDITIONS:
+            out.warnings.append(
+                f"{at}condition: unknown value {condition!r}, restart policy Always used"
+            )
+        return _CONDITIONS.get(condition, "Always")
     restart = str(svc.get("restart", "always"))
     if restart in ("always", "unless-stopped"):
         return "Always"
     if restart in ("no", "False", "false"):
         return "Never"
-    if restart.startswith("on-failure"):
+    if restart == "on-failure":
+        return "OnFailure"
+    if restart.startswith("on-failure:") and restart.partition(":")[2].isdigit():
+        out.warnings.append(
+            f"{where}restart: the retry limit of {restart} is not supported, ignored "
+            "(OnFailure restarts without a limit)"
+        )
         return "OnFailure"
     raise ComposeError(f"{where}restart: invalid value {restart!r}")
 
@@ -362,7 +454,7 @@ def _container(ctx: _Context, name: str, svc: Mapping[str, Any], out: Conversion
         for p in ports:
             seen.setdefault((p.container, p.protocol), None)
         c["ports"] = [{"containerPort": port, "protocol": proto} for port, proto in seen]
-    resources = _resources(svc, where)
+    resources = _resources(svc, where, out)
     if resources:
         c["resources"] = resources
     probe = _probe(svc, where, out)
@@ -387,29 +479,40 @@ def _container(ctx: _Context, name: str, svc: Mapping[str, Any], out: Conversion
     return c
 
 
-def _resources(svc: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _resources(svc: Mapping[str, Any], where: str, out: Conversion) -> dict[str, Any]:
     res = ((svc.get("deploy") or {}).get("resources")) or {}
+    at = f"{where}deploy.resources."
+    _check(res, at, keys.RESOURCES, frozenset(), out)
     limits = dict(res.get("limits") or {})
     requests = dict(res.get("reservations") or {})
+    _check(limits, f"{at}limits.", keys.LIMITS, keys.LIMITS_UNSUPPORTED, out)
+    _check(requests, f"{at}reservations.", keys.RESERVATIONS, keys.RESERVATIONS_UNSUPPORTED, out)
+    for spec, unsupported in (
+        (limits, keys.LIMITS_UNSUPPORTED),
+        (requests, keys.RESERVATIONS_UNSUPPORTED),
+    ):
+        for key in unsupported:
+            spec.pop(key, None)
     if "mem_limit" in svc:
         limits["memory"] = svc["mem_limit"]
     if "cpus" in svc:
         limits["cpus"] = svc["cpus"]
     if "mem_reservation" in svc:
         requests["memory"] = svc["mem_reservation"]
-    out: dict[str, Any] = {}
-    for key, spec in (("limits", limits), ("requests", requests)):
+    result: dict[str, Any] = {}
+    for key, compose_key, spec in (
+        ("limits", "limits", limits),
+        ("requests", "reservations", requests),
+    ):
         q: dict[str, str] = {}
         for field_name, value in spec.items():
             if field_name == "cpus":
                 q["cpu"] = str(value)
-            elif field_name == "memory":
-                q["memory"] = memory(value, f"{where}deploy.resources.{key}.memory")
-            else:
-                raise ComposeError(f"unknown compose key {where}deploy.resources.{field_name}")
+            else:  # memory: _check let nothing else through
+                q["memory"] = memory(value, f"{at}{compose_key}.memory")
         if q:
-            out[key] = q
-    return out
+            result[key] = q
+    return result
 
 
 def _probe(svc: Mapping[str, Any], where: str, out: Conversion) -> dict[str, Any] | None:
@@ -448,14 +551,22 @@ def _volumes(
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     for i, item in enumerate(svc.get("volumes") or []):
+        options: dict[str, Any] = {}
         if isinstance(item, Mapping):
             kind = str(item.get("type", "volume"))
+            if "target" not in item:
+                raise ComposeError(f"{where}[{i}]: target is required")
             source, target = item.get("source"), str(item["target"])
             read_only = bool(item.get("read_only"))
+            options = _mount_options(item, kind, f"{where}[{i}]", out)
         else:
             parts = str(item).split(":")
             mode = parts[2] if len(parts) > 2 else ""
-            read_only = "ro" in mode.split(",")
+            flags = [f for f in mode.split(",") if f]
+            read_only = "ro" in flags
+            for flag in flags:
+                if flag not in ("ro", "rw"):
+                    out.warnings.append(f"{where}[{i}]: mode {flag!r} not supported, ignored")
             source, target = (parts[0], parts[1]) if len(parts) > 1 else (None, parts[0])
             bind = source is not None and source.startswith(("/", ".", "~"))
             kind = "bind" if bind else "volume"
@@ -467,15 +578,17 @@ def _volumes(
             path = posixpath.normpath(posixpath.join(ctx.base_dir, path))
             volumes.append({"name": vol_name, "hostPath": {"path": path}})
         elif kind == "tmpfs":
-            volumes.append({"name": vol_name, "emptyDir": {"medium": "Memory"}})
+            empty_dir = {"medium": "Memory"}
+            if "size" in options:
+                empty_dir["sizeLimit"] = options["size"]
+            volumes.append({"name": vol_name, "emptyDir": empty_dir})
         elif kind == "volume" and source:
             if source not in ctx.volumes:
                 raise ComposeError(f"{where}: volume {source!r} is not declared under volumes")
             vol_name = dns_name(str(source))
             ctx.claims.add(str(source))
-            volumes.append(
-                {"name": vol_name, "persistentVolumeClaim": {"claimName": dns_name(str(source))}}
-            )
+            claim = _claim_name(str(source), ctx.volumes[str(source)])
+            volumes.append({"name": vol_name, "persistentVolumeClaim": {"claimName": claim}})
         elif kind == "volume":
             volumes.append({"name": vol_name, "emptyDir": {}})
         else:
@@ -483,19 +596,54 @@ def _volumes(
         mount: dict[str, Any] = {"name": vol_name, "mountPath": target}
         if read_only:
             mount["readOnly"] = True
+        if "subpath" in options:
+            mount["subPath"] = str(options["subpath"])
         mounts.append(mount)
     if mounts:
         c["volumeMounts"] = mounts
     return volumes
 
 
+_MOUNT_OPTIONS = {
+    "volume": (keys.MOUNT_VOLUME, keys.MOUNT_VOLUME_UNSUPPORTED),
+    "bind": (keys.MOUNT_BIND, keys.MOUNT_BIND_UNSUPPORTED),
+    "tmpfs": (keys.MOUNT_TMPFS, keys.MOUNT_TMPFS_UNSUPPORTED),
+}
+
+
+def _mount_options(item: Mapping[str, Any], kind: str, at: str, out: Conversion) -> dict[str, Any]:
+    """The honoured options of a long-form mount: ``volume.subpath`` (→ ``subPath``) and
+    ``tmpfs.size`` (→ ``sizeLimit``); the others are warnings."""
+    _check(item, f"{at}.", keys.MOUNT, keys.MOUNT_UNSUPPORTED, out)
+    honoured: dict[str, Any] = {}
+    for block, (known, unsupported) in _MOUNT_OPTIONS.items():
+        if block not in item:
+            continue
+        if block != kind:
+            out.warnings.append(f"{at}.{block}: options for type {block}, ignored for {kind}")
+            continue
+        opts = item[block] or {}
+        _check(opts, f"{at}.{block}.", known, unsupported, out)
+        if "subpath" in opts:
+            honoured["subpath"] = opts["subpath"]
+        if "size" in opts:
+            honoured["size"] = memory(opts["size"], f"{at}.tmpfs.size")
+    return honoured
+
+
 def _claim(ctx: _Context, vol: str) -> dict[str, Any]:
+    """A claim of the default StorageClass; ``labels`` of the volume become its annotations
+    (compose labels are free text), ``tugboat.io/size`` its request (default 1Gi)."""
     spec = ctx.volumes.get(vol) or {}
-    size = str((spec.get("labels") or {}).get("tugboat.io/size", "1Gi"))
+    labels = {str(k): str(v) for k, v in _pairs(spec.get("labels")).items()}
+    size = labels.pop("tugboat.io/size", "1Gi")
+    meta = ctx.meta(_claim_name(vol, spec))
+    if labels:
+        meta["annotations"] = labels
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": ctx.meta(vol),
+        "metadata": meta,
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
     }
 
@@ -520,6 +668,9 @@ def _link_aliases(services: Mapping[str, Any]) -> dict[str, set[str]]:
     return out
 
 
+_DEPENDS_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+
+
 def _wait_for(
     ctx: _Context, name: str, svc: Mapping[str, Any], out: Conversion
 ) -> list[dict[str, Any]]:
@@ -529,8 +680,16 @@ def _wait_for(
     items += [(t, {}) for t in links if t not in dict(items)]
     init = []
     for dep, spec in items:
-        condition = (spec or {}).get("condition", "service_started")
+        spec = spec or {}
+        at = f"services.{name}.depends_on.{dep}"
+        _check(spec, f"{at}.", keys.DEPENDS_ON, keys.DEPENDS_ON_UNSUPPORTED, out)
+        condition = spec.get("condition", "service_started")
+        if condition not in _DEPENDS_CONDITIONS:
+            raise ComposeError(f"{at}.condition: invalid value {condition!r}")
         if dep not in ctx.ports:
+            if spec.get("required", True) in (False, "false"):
+                out.warnings.append(f"{at}: not a service of this file, optional: no wait")
+                continue
             raise ComposeError(f"services.{name}.depends_on: unknown service {dep!r}")
         if condition == "service_completed_successfully":
             out.warnings.append(
@@ -578,11 +737,13 @@ def _k8s_service(
             continue
         seen.add(key)
         entry: dict[str, Any] = {
-            "name": f"{p.protocol.lower()}-{p.published or p.container}",
+            "name": p.name or f"{p.protocol.lower()}-{p.published or p.container}",
             "port": p.container,
             "targetPort": p.container,
             "protocol": p.protocol,
         }
+        if p.app_protocol:
+            entry["appProtocol"] = p.app_protocol
         if node_port and p.published:
             if p.published in NODE_PORTS:
                 entry["nodePort"] = p.published

@@ -44,3 +44,34 @@ BUILD_UNSUPPORTED = frozenset(
 )  # fmt: skip
 HEALTHCHECK = frozenset({"test", "interval", "timeout", "retries", "start_period", "disable"})
 HEALTHCHECK_UNSUPPORTED = frozenset({"start_interval"})
+RESTART_POLICY = frozenset({"condition"})
+RESTART_POLICY_UNSUPPORTED = frozenset({"delay", "max_attempts", "window"})
+RESOURCES = frozenset({"limits", "reservations"})
+LIMITS = frozenset({"cpus", "memory"})
+LIMITS_UNSUPPORTED = frozenset({"pids"})
+RESERVATIONS = frozenset({"cpus", "memory"})
+RESERVATIONS_UNSUPPORTED = frozenset({"devices", "generic_resources"})
+# long-form ``ports``; host_ip and mode get their own warnings (see convert._long_port)
+PORT = frozenset({"target", "published", "protocol", "name", "app_protocol", "host_ip", "mode"})
+# long-form ``volumes`` of a service and the options of each type
+MOUNT = frozenset({"type", "source", "target", "read_only", "volume", "bind", "tmpfs"})
+MOUNT_UNSUPPORTED = frozenset({"consistency", "image"})
+MOUNT_VOLUME = frozenset({"subpath"})
+MOUNT_VOLUME_UNSUPPORTED = frozenset({"nocopy"})
+MOUNT_BIND: frozenset[str] = frozenset()
+MOUNT_BIND_UNSUPPORTED = frozenset({"propagation", "create_host_path", "selinux", "recursive"})
+MOUNT_TMPFS = frozenset({"size"})
+MOUNT_TMPFS_UNSUPPORTED = frozenset({"mode"})
+# top-level ``volumes.<name>``
+VOLUME = frozenset({"external", "name", "labels"})
+VOLUME_UNSUPPORTED = frozenset({"driver", "driver_opts"})
+DEPENDS_ON = frozenset({"condition", "required"})
+DEPENDS_ON_UNSUPPORTED = frozenset({"restart"})
+# ``services.<s>.networks.<n>``
+SERVICE_NETWORK = frozenset({"aliases"})
+SERVICE_NETWORK_UNSUPPORTED = frozenset(
+    {"ipv4_address", "ipv6_address", "link_local_ips", "priority", "gw_priority",
+     "mac_address", "driver_opts", "interface_name"}
+)  # fmt: skip
+ENV_FILE = frozenset({"path", "required"})
+ENV_FILE_UNSUPPORTED = frozenset({"format"})

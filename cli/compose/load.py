@@ -3,7 +3,11 @@
 - ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``$VAR`` and ``$$`` are interpolated
   from the process environment, then a ``.env`` file beside the compose file.
 - ``env_file`` entries are read (relative to the compose file) and merged under
-  ``environment`` (which wins), so the converter never touches files.
+  ``environment`` (which wins), so the converter never touches files; a missing file is an
+  error unless its entry says ``required: false``.
+- An ``environment`` entry without a value (``- KEY`` or ``KEY:``) takes KEY's value from the
+  environment ``tug compose`` runs in (then ``.env``); when KEY is unset there it stays
+  ``None``, which the converter leaves out, as compose does.
 - The project name is ``--project-name``, else the file's ``name:``, else its directory's name.
 """
 
@@ -12,12 +16,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import keys
 from .convert import ComposeError, dns_name, services_of
 
 _VAR = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?[-?])([^}]*))?\}|(\w+))")
@@ -28,6 +33,7 @@ class ComposeFile:
     path: Path
     project: str
     doc: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def base_dir(self) -> Path:
@@ -36,7 +42,7 @@ class ComposeFile:
 
 def read_env_file(path: Path) -> dict[str, str]:
     """``KEY=VALUE`` lines; ``#`` comments, blank lines and ``export`` prefixes allowed;
-    surrounding quotes removed."""
+    surrounding quotes removed; a bare ``KEY`` takes the process's value (left out if unset)."""
     out: dict[str, str] = {}
     try:
         lines = path.read_text().splitlines()
@@ -50,7 +56,10 @@ def read_env_file(path: Path) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
-        out[key.strip()] = value if eq else os.environ.get(key.strip(), "")
+        if eq:
+            out[key.strip()] = value
+        elif key.strip() in os.environ:  # a bare KEY: its value where tug compose runs
+            out[key.strip()] = os.environ[key.strip()]
     return out
 
 
@@ -94,17 +103,35 @@ def load(path: str | Path, project: str | None = None) -> ComposeFile:
     dotenv = path.parent / ".env"
     env = {**(read_env_file(dotenv) if dotenv.exists() else {}), **os.environ}
     doc = interpolate(raw, env)
-    for svc in services_of(doc).values():
-        if not isinstance(svc, dict) or "env_file" not in svc:
+    warnings: list[str] = []
+    for name, svc in services_of(doc).items():
+        if not isinstance(svc, dict):
             continue
-        files = svc.pop("env_file")
-        merged: dict[str, str] = {}
-        for f in [files] if isinstance(files, str) else files:
-            f = f["path"] if isinstance(f, dict) else f
-            merged.update(read_env_file(path.parent / f))
+        merged = _env_files(svc.pop("env_file", []), path.parent, f"services.{name}", warnings)
         own = svc.get("environment") or {}
         if isinstance(own, list):
             own = dict((k, v if eq else None) for k, eq, v in (str(i).partition("=") for i in own))
-        svc["environment"] = {**merged, **own}
+        if isinstance(own, dict):
+            own = {k: env.get(str(k)) if v is None else v for k, v in own.items()}
+            svc["environment"] = {**merged, **own}
     name = project or doc.get("name") or path.resolve().parent.name
-    return ComposeFile(path, dns_name(str(name)), doc)
+    return ComposeFile(path, dns_name(str(name)), doc, warnings)
+
+
+def _env_files(files: Any, base: Path, where: str, warnings: list[str]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for i, entry in enumerate([files] if isinstance(files, str) else files or []):
+        spec = entry if isinstance(entry, dict) else {"path": entry}
+        at = f"{where}.env_file[{i}]"
+        for key in spec:
+            if key in keys.ENV_FILE_UNSUPPORTED:
+                warnings.append(f"{at}.{key}: not supported by tug compose, ignored")
+            elif key not in keys.ENV_FILE:
+                raise ComposeError(f"unknown compose key {at}.{key}")
+        if "path" not in spec:
+            raise ComposeError(f"{at}: path is required")
+        file = base / str(spec["path"])
+        if spec.get("required", True) in (False, "false") and not file.exists():
+            continue  # compose: an optional env file may be missing
+        merged.update(read_env_file(file))
+    return merged

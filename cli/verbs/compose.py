@@ -2,9 +2,11 @@
 
 ``convert`` prints the manifests (YAML stream) and the warnings (stderr); ``up`` builds the
 services that have ``build`` (``tug image build``, loaded into every node), then applies the
-manifests like ``tug apply`` into ``-n`` (default: the context's namespace); ``down`` deletes
-what carries the project label (PersistentVolumeClaims only with ``-v``); pods a Deployment owns
-are left to the garbage collector (deleting them would only make their ReplicaSet replace them).
+manifests like ``tug apply`` into ``-n`` (default: the context's namespace), warning when the
+claims of named volumes have no default StorageClass to bind them; ``down`` deletes what carries
+the project label (PersistentVolumeClaims only with ``-v``, as ``docker compose down -v``
+removes volumes); pods a Deployment owns are left to the garbage collector (deleting them would
+only make their ReplicaSet replace them).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from cli.verbs.image import add_runtime_flags, builder
 from machinery import errors
 
 DOWN_KINDS = ("Deployment", "Pod", "Service")
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
 def register(sub: Any) -> None:
@@ -62,7 +65,7 @@ def _convert(cf: ComposeFile, images: dict[str, str] | None = None) -> Any:
 def run_convert(session: Session, args: argparse.Namespace) -> int:
     cf = _load(args)
     result = _convert(cf)
-    for w in result.warnings:
+    for w in [*cf.warnings, *result.warnings]:
         session.warn(f"warning: {w}")
     session.out.write(yaml.safe_dump_all(result.manifests, sort_keys=False))
     return 0
@@ -108,7 +111,7 @@ def run_up(session: Session, args: argparse.Namespace) -> int:
     cf = _load(args)
     images = build_services(session, args, cf)
     result = _convert(cf, images)
-    for w in result.warnings:
+    for w in [*cf.warnings, *result.warnings, *_unbindable_claims(session, result.manifests)]:
         session.warn(f"warning: {w}")
     failed = False
     for obj in result.manifests:
@@ -122,6 +125,25 @@ def run_up(session: Session, args: argparse.Namespace) -> int:
         rt = session.resources.for_kind(obj["apiVersion"], obj["kind"])
         session.print(f"{qualified_kind(rt)}/{obj['metadata']['name']} {verdict}")
     return 1 if failed else 0
+
+
+def _unbindable_claims(session: Session, manifests: list[dict[str, Any]]) -> list[str]:
+    """A warning when the claims of named volumes have no default StorageClass to bind them
+    (``tug up`` provides ``local-path``; another cluster may not)."""
+    claims = [o["metadata"]["name"] for o in manifests if o["kind"] == "PersistentVolumeClaim"]
+    if not claims:
+        return []
+    rt = session.resources.for_kind("storage.k8s.io/v1", "StorageClass")
+    try:
+        classes = session.client.list_all(rt).get("items") or []
+    except errors.ApiError:
+        return []  # not allowed to list classes: nothing to say
+    if any((c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS) == "true" for c in classes):
+        return []
+    return [
+        f"volumes: PersistentVolumeClaims {', '.join(claims)} stay Pending: the cluster has no "
+        "default StorageClass to provision them (tug up runs local-path)"
+    ]
 
 
 def _controlled(obj: dict[str, Any]) -> bool:

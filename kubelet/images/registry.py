@@ -54,7 +54,14 @@ def _pid(dir: Path) -> int | None:
         return None
     try:
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+    if state == "Z":  # exited; reap it when this process started it (an in-process start)
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
         return None
     return pid if "registry" in comm else None
 

@@ -13,7 +13,7 @@ from cli.config import Globals, Session
 from machinery.kinds import lookup
 from tests.conftest import ApiServerProcess
 
-NS, PODS = lookup("namespaces"), lookup("pods")
+NS, PODS, PVCS = lookup("namespaces"), lookup("pods"), lookup("persistentvolumeclaims")
 
 
 def _pod(name: str, owner: dict | None = None) -> dict:
@@ -46,3 +46,34 @@ def test_down_deletes_bare_pods_and_leaves_owned_ones_to_their_owner(
     assert out.getvalue() == "pod/job deleted\n"
     left = client.list_all(PODS, ns)["items"]
     assert [p["metadata"]["name"] for p in left] == ["web-abc-x1"]
+
+
+def _claim(name: str) -> dict:
+    return {
+        "metadata": {"name": name, "labels": {PROJECT_LABEL: "shop"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
+def test_down_keeps_claims_unless_v_then_removes_them(
+    api: ApiServerProcess, tmp_path: Path
+) -> None:
+    ns = f"compose-down-{secrets.token_hex(3)}"
+    client = api.client()
+    client.create(NS, {"metadata": {"name": ns}})
+    client.create(PVCS, _claim("data"), ns)
+    client.create(PVCS, {**_claim("other"), "metadata": {"name": "other"}}, ns)
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(
+        "name: shop\nservices:\n  web:\n    image: busybox\n    volumes: [data:/d]\n"
+        "volumes:\n  data: {}\n"
+    )
+    base = ["compose", "down", "-f", str(compose), "-n", ns, "-s", api.url]
+    for argv, printed, left in (
+        (base, "nothing to delete for project shop\n", ["data", "other"]),
+        ([*base, "-v"], "persistentvolumeclaim/data deleted\n", ["other"]),
+    ):
+        out, err = io.StringIO(), io.StringIO()
+        assert tug(argv, Session(flags=Globals(), out=out, err=err)) == 0, err.getvalue()
+        assert out.getvalue() == printed
+        assert [c["metadata"]["name"] for c in client.list_all(PVCS, ns)["items"]] == left

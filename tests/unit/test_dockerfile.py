@@ -8,6 +8,7 @@ import pytest
 
 from kubelet.images.build import (
     BuildError,
+    _State,
     context_digest,
     normalize,
     resolve_sources,
@@ -159,3 +160,50 @@ def test_sources_must_be_in_the_context(tmp_path: Path, source: str, message: st
     (tmp_path / "etc").mkdir()
     with pytest.raises(BuildError, match=message):
         resolve_sources(tmp_path / "ctx", [source])
+
+
+def _flags(text: str) -> list[list[str]]:
+    """The ``umoci config`` flags of each config step, with the state the build carries."""
+    state, out = _State(), []
+    for step in parse("FROM base\n" + text).steps:
+        if step.cmd not in ("ARG", "RUN", "COPY", "ADD"):
+            out.append(state.config_flags(step))
+        state.after(step)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("text", "flags"),
+    [
+        ('ENV A=1 B="two words"\n', [["--config.env", "A=1", "--config.env", "B=two words"]]),
+        ("LABEL tier=web\n", [["--config.label", "tier=web"]]),
+        ("EXPOSE 8080 53/udp\n", [["--config.exposedports", "8080/tcp",
+                                   "--config.exposedports", "53/udp"]]),
+        ("USER 1000:1000\n", [["--config.user", "1000:1000"]]),
+        ("WORKDIR /app\nWORKDIR sub\n", [["--config.workingdir", "/app"],
+                                         ["--config.workingdir", "/app/sub"]]),
+        ('CMD ["serve", "-v"]\n', [["--clear", "config.cmd", "--config.cmd", "serve",
+                                    "--config.cmd", "-v"]]),
+        ("CMD serve -v\n", [["--clear", "config.cmd", "--config.cmd", "/bin/sh",
+                             "--config.cmd", "-c", "--config.cmd", "serve -v"]]),
+        ('ENTRYPOINT ["/run"]\n', [["--clear", "config.entrypoint", "--clear", "config.cmd",
+                                    "--config.entrypoint", "/run"]]),
+        ("ENTRYPOINT exec run\n", [["--clear", "config.entrypoint", "--clear", "config.cmd",
+                                    "--config.entrypoint", "/bin/sh", "--config.entrypoint",
+                                    "-c", "--config.entrypoint", "exec run"]]),
+        ('CMD ["x"]\nENTRYPOINT ["/run"]\n', [
+            ["--clear", "config.cmd", "--config.cmd", "x"],
+            ["--clear", "config.entrypoint", "--config.entrypoint", "/run"],
+        ]),
+    ],
+    ids=["env", "label", "expose-default-tcp", "user", "workdir-relative", "cmd-exec",
+         "cmd-shell", "entrypoint-exec-clears-inherited-cmd", "entrypoint-shell",
+         "entrypoint-keeps-this-files-cmd"],
+)  # fmt: skip
+def test_config_flags(text: str, flags: list[list[str]]) -> None:
+    assert _flags(text) == flags
+
+
+def test_only_metadata_instructions_are_config_steps() -> None:
+    with pytest.raises(BuildError, match="RUN is not a config instruction"):
+        _State().config_flags(Instruction(1, "RUN", ("true",)))
