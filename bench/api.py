@@ -1,7 +1,7 @@
 """API server benchmark: ``python -m bench.api [--pods N]``.
 
 With N pods stored (default 10,000) it measures create, get, list (all and by label), update,
-and watch delivery (write acknowledged → event received by 100 watchers), at 1 and 16 concurrent
+and watch delivery (write sent → event received by 100 watchers), at 1 and 16 concurrent
 clients, and two floors measured in the same run: an HTTP round trip to a trivial endpoint
 (``/version``) on the same server, and a raw SQLAlchemy insert of the same JSON into SQLite.
 """
@@ -142,7 +142,7 @@ async def main_async(n: int) -> None:
 
         delays = await watch_delivery(url, url, NS, 100, 50)
         print(
-            f"{'watch delivery, 100 watchers':<34} {len(delays):>9} events   p50 "
+            f"{'watch delivery (sent -> event) x100':<34} {len(delays):>9} events   p50 "
             f"{percentile(delays, 50) * 1e3:7.2f} ms   p99 {percentile(delays, 99) * 1e3:7.2f} ms"
         )
         print(f"{'API server RSS':<34} {rss_mib(pid):9.0f} MiB")

@@ -5,7 +5,7 @@ dropped afterwards; the URL defaults to ``$TUGBOAT_TEST_POSTGRES``):
 
 * create throughput: N pod creates over C keep-alive clients, spread evenly over the servers,
   with the ``GET /version`` round trip at the same concurrency as the floor;
-* watch delivery: a write acknowledged by server A → the event read by W watchers on server B
+* watch delivery: a write sent to server A → the event read by W watchers on server B
   (on the same server for SQLite, and for PostgreSQL as a same-server reference);
 * failover: two controller-managers (one per server) on a Lease; the leader is killed with
   SIGKILL and a ReplicaSet scaled at once; reported are the time until the standby holds the
