@@ -3,22 +3,31 @@ hostPath PersistentVolumes under one directory of the machine.
 
 Wiring: informers on PersistentVolumeClaims and PersistentVolumes; every claim change enqueues
 the claim (``namespace/name``); a volume change enqueues the claim named in its ``claimRef``.
-The StorageClass ``local-path`` (the default class, provisioner :data:`PROVISIONER`) is created
-once at start if missing.
+The StorageClass ``local-path`` (the default class, provisioner :data:`PROVISIONER`, binding
+mode ``WaitForFirstConsumer`` as Rancher's local-path-provisioner ships it) is created once at
+start if missing.
 
 ``reconcile(namespace/name)``:
 
 - a claim without ``storageClassName`` gets ``local-path`` (the default class, as Kubernetes'
   retroactive default assignment does); claims of other classes are not ours;
+- the node holding the data is the one named by the claim's ``volume.kubernetes.io/selected-node``
+  annotation, which the scheduler sets when it places the claim's first pod (its VolumeBinding
+  plugin); a user whose pods name their node sets it by hand, as in Kubernetes. Under a
+  ``WaitForFirstConsumer`` class a claim without it stays Pending (event ``WaitForFirstConsumer``);
+  under ``Immediate`` it is provisioned at once, for no node in particular.
 - a Pending claim gets a volume ``pvc-<claim uid>``: capacity = the claim's request, its
   access modes, ``hostPath`` ``<base_dir>/pvc-<uid>_<namespace>_<name>`` (type
-  ``DirectoryOrCreate``: the node agent creates it), ``claimRef`` with the claim's uid and
-  reclaim policy from the class (``Delete`` by default); then the volume's status and the
-  claim's ``spec.volumeName`` and status become Bound. Each step is idempotent.
+  ``DirectoryOrCreate``: the node agent creates it), ``nodeAffinity`` requiring
+  ``kubernetes.io/hostname`` = the selected node (the label every node agent sets to its node
+  name), ``claimRef`` with the claim's uid and reclaim policy from the class (``Delete`` by
+  default); then the volume's status and the claim's ``spec.volumeName`` and status become
+  Bound. Each step is idempotent.
 - a claim that is gone releases its volume: ``Delete`` removes the PersistentVolume and its
   directory (only ever below ``base_dir``); ``Retain`` marks the volume Released.
 
-Data lives as long as the claim, so a pod's data survives the pod.
+Data lives as long as the claim, so a pod's data survives the pod; the volume's node affinity
+keeps the claim's later pods on the node that has it (the scheduler's VolumeBinding filter).
 """
 
 from __future__ import annotations
@@ -46,6 +55,9 @@ PROVISIONER = "tugboat.io/local-path"
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 DEFAULT_BASE_DIR = "/var/lib/tugboat/local-path"
+SELECTED_NODE = "volume.kubernetes.io/selected-node"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
 ENSURE_CLASS = "\x00storageclass"  # a queue key no claim can have
 
 
@@ -112,7 +124,16 @@ class LocalPathProvisioner:
             return None
         volume = self._volume_for(claim)
         if volume is None:
-            volume = await self._provision(claim)
+            storage_class = await self._storage_class()
+            node = (meta(claim).get("annotations") or {}).get(SELECTED_NODE) or ""
+            if not node and storage_class.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER:
+                self._event(
+                    claim,
+                    "WaitForFirstConsumer",
+                    "waiting for first consumer to be created before binding",
+                )
+                return None
+            volume = await self._provision(claim, storage_class, node)
         if (volume.get("status") or {}).get("phase") != "Bound":
             await self._patch(PVS, volume, {"status": {"phase": "Bound"}}, status=True)
         if spec.get("volumeName") != name_of(volume):
@@ -141,7 +162,7 @@ class LocalPathProvisioner:
             "metadata": {"name": CLASS_NAME, "annotations": {DEFAULT_CLASS: "true"}},
             "provisioner": PROVISIONER,
             "reclaimPolicy": "Delete",
-            "volumeBindingMode": "Immediate",
+            "volumeBindingMode": WAIT_FOR_FIRST_CONSUMER,
         }
         try:
             await self.client.create(CLASSES, body)
@@ -158,17 +179,18 @@ class LocalPathProvisioner:
     def _path_for(self, claim: Obj) -> Path:
         return self.base_dir / f"pvc-{uid_of(claim)}_{namespace_of(claim)}_{name_of(claim)}"
 
-    async def _reclaim_policy(self) -> str:
+    async def _storage_class(self) -> Obj:
+        """The class as stored ({} when missing: Immediate, Delete)."""
         try:
-            sc = await self.client.get(CLASSES, CLASS_NAME)
+            sc: Obj = await self.client.get(CLASSES, CLASS_NAME)
         except errors.NotFound:
-            return "Delete"
-        return str(sc.get("reclaimPolicy") or "Delete")
+            return {}
+        return sc
 
-    async def _provision(self, claim: Obj) -> Obj:
+    async def _provision(self, claim: Obj, storage_class: Obj, node: str) -> Obj:
         spec = claim.get("spec") or {}
         request = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
-        body = {
+        body: Obj = {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
             "metadata": {
@@ -178,7 +200,7 @@ class LocalPathProvisioner:
             "spec": {
                 "capacity": {"storage": request},
                 "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": await self._reclaim_policy(),
+                "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy") or "Delete",
                 "storageClassName": CLASS_NAME,
                 "volumeMode": spec.get("volumeMode") or "Filesystem",
                 "hostPath": {"path": str(self._path_for(claim)), "type": "DirectoryOrCreate"},
@@ -191,18 +213,20 @@ class LocalPathProvisioner:
                 },
             },
         }
+        if node:
+            body["spec"]["nodeAffinity"] = node_affinity(node)
         try:
             created: Obj = await self.client.create(PVS, body)
         except errors.AlreadyExists:
             created = await self.client.get(PVS, body["metadata"]["name"])
-        if self.recorder is not None:
-            self.recorder.event(
-                {"kind": "PersistentVolumeClaim", "apiVersion": "v1", **claim},
-                "Normal",
-                "ProvisioningSucceeded",
-                f"Successfully provisioned volume {name_of(created)}",
-            )
+        message = f"Successfully provisioned volume {name_of(created)}"
+        self._event(claim, "ProvisioningSucceeded", message)
         return created
+
+    def _event(self, claim: Obj, reason: str, message: str) -> None:
+        if self.recorder is not None:
+            ref = {"kind": "PersistentVolumeClaim", "apiVersion": "v1", **claim}
+            self.recorder.event(ref, "Normal", reason, message)
 
     async def _release(self, key: str) -> None:
         namespace, name = split_key(key)
@@ -235,3 +259,9 @@ class LocalPathProvisioner:
             )
         except errors.NotFound:
             pass
+
+
+def node_affinity(node: str) -> Obj:
+    """A PersistentVolume's ``nodeAffinity`` pinning it to ``node`` (as local volumes are)."""
+    term = {"matchExpressions": [{"key": HOSTNAME_LABEL, "operator": "In", "values": [node]}]}
+    return {"required": {"nodeSelectorTerms": [term]}}

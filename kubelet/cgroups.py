@@ -39,14 +39,14 @@ from .specs import (
     CPU_PERIOD,
     MIN_SHARES,
     QOS_CGROUPS,
+    cpu_quota,
+    cpu_shares,
     qos_cgroup,
     qos_class,
     requests_and_limits,
 )
 
 Obj = dict[str, Any]
-MAX_SHARES = 262_144
-MIN_QUOTA = 1000
 
 
 @dataclass(frozen=True)
@@ -69,18 +69,6 @@ class PodCgroup:
         if self.memory_limit is not None:
             out["memory"] = {"memory.limit_in_bytes": str(self.memory_limit)}
         return out
-
-
-def cpu_shares(millis: int) -> int:
-    """Kubernetes' ``MilliCPUToShares``."""
-    if millis <= 0:
-        return MIN_SHARES
-    return max(MIN_SHARES, min(MAX_SHARES, millis * 1024 // 1000))
-
-
-def cpu_quota(millis: int, period: int = CPU_PERIOD) -> int:
-    """Kubernetes' ``MilliCPUToQuota`` (at least 1 ms per period)."""
-    return max(MIN_QUOTA, millis * period // 1000)
 
 
 def _pod_total(pod_spec: Obj, index: int, resource: str) -> int:

@@ -15,7 +15,8 @@ worker must do. Contracts (Kubernetes' ``prober/worker.go``):
   restarted``) and holds that probe until the container instance changes. Every failed probe
   run records a Warning ``Unhealthy`` event (``Liveness probe failed: <output>``).
 - Handlers: ``exec`` through CRI ExecSync (exit 0 succeeds); ``httpGet`` to ``host`` or the pod
-  IP, port by number or by the container's port name (200–399 succeeds); ``tcpSocket`` (a
+  IP, port by number or by the container's port name (200–399 succeeds; ``HTTPS`` does not
+  verify the certificate; ``httpHeaders`` replace the defaults of the same name); ``tcpSocket`` (a
   connection succeeds). Every run is bounded by ``timeoutSeconds``; a runtime error (the
   container went away) is *unknown* and changes nothing.
 - State is keyed by container id: a restarted container starts over from the initial results.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +43,7 @@ KINDS = (STARTUP, LIVENESS, READINESS)
 SUCCESS, FAILURE, UNKNOWN = "success", "failure", "unknown"
 _INITIAL = {LIVENESS: True, READINESS: False, STARTUP: False}
 _FIELDS = {LIVENESS: "livenessProbe", READINESS: "readinessProbe", STARTUP: "startupProbe"}
+_DEFAULT_HEADERS = (("User-Agent", "kube-probe/1.33"), ("Accept", "*/*"))
 
 
 @dataclass(frozen=True)
@@ -155,10 +158,10 @@ class HandlerRunner:
             async with asyncio.timeout(timeout + 1):
                 result = await self.runtime.exec_sync(record.id, list(command), timeout=timeout)
         except TimeoutError:
-            return FAILURE, f"command {' '.join(command)!r} timed out"
+            return FAILURE, f'command "{" ".join(command)}" timed out'
         except CriError as err:
             if "timeout" in str(err).lower() or "deadline" in str(err).lower():
-                return FAILURE, f"command {' '.join(command)!r} timed out"
+                return FAILURE, f'command "{" ".join(command)}" timed out'
             return UNKNOWN, str(err)
         output = (result.stdout + result.stderr).decode(errors="replace")
         return (SUCCESS if result.exit_code == 0 else FAILURE), output
@@ -171,8 +174,7 @@ class HandlerRunner:
         if not path.startswith("/"):
             path = "/" + path
         url = f"{scheme}://{_host(host)}:{port}{path}"
-        headers = {"User-Agent": "kube-probe/1.33", "Accept": "*/*"}
-        headers.update({h["name"]: h["value"] for h in get.get("httpHeaders") or []})
+        headers = probe_headers(get.get("httpHeaders") or [])
         try:
             async with httpx.AsyncClient(timeout=spec.timeout, verify=False) as http:
                 response = await http.get(url, headers=headers)
@@ -182,7 +184,7 @@ class HandlerRunner:
                 "(Client.Timeout exceeded while awaiting headers)"
             )
         except (httpx.HTTPError, OSError) as err:
-            return FAILURE, f'Get "{url}": {_dial_error(host, port, err)}'
+            return FAILURE, f'Get "{url}": {_tls_error(err) or _dial_error(host, port, err)}'
         if 200 <= response.status_code < 400:
             return SUCCESS, ""
         return FAILURE, f"HTTP probe failed with statuscode: {response.status_code}"
@@ -201,18 +203,44 @@ class HandlerRunner:
         return SUCCESS, ""
 
 
+def probe_headers(given: list[Obj]) -> httpx.Headers:
+    """The request headers of an httpGet probe: its ``httpHeaders`` (names case-insensitive,
+    repeats all sent), and ``User-Agent``/``Accept`` defaults where it sets none."""
+    pairs = [(str(h.get("name") or ""), str(h.get("value") or "")) for h in given]
+    named = {name.lower() for name, _ in pairs}
+    defaults = [(k, v) for k, v in _DEFAULT_HEADERS if k.lower() not in named]
+    return httpx.Headers(defaults + pairs)
+
+
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _causes(err: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    cause: BaseException | None = err
+    while cause is not None and len(chain) < 10:  # httpx hides the OS error behind its own
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    return chain
+
+
+def _tls_error(err: BaseException) -> str:
+    """Go's words for a failed TLS handshake ("" when it was not one)."""
+    for cause in _causes(err):
+        if isinstance(cause, ssl.SSLError):
+            if cause.reason == "WRONG_VERSION_NUMBER":  # plain HTTP answered the handshake
+                return "http: server gave HTTP response to HTTPS client"
+            return f"tls: {(cause.reason or str(cause)).lower().replace('_', ' ')}"
+    return ""
+
+
 def _dial_error(host: str, port: int, err: BaseException) -> str:
     text = str(err) or type(err).__name__
-    cause: BaseException | None = err
-    while cause is not None:  # httpx hides the OS error behind its own
+    for cause in _causes(err):
         if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
             text = "connect: connection refused"
             break
-        cause = cause.__cause__ or cause.__context__
     return f"dial tcp {_host(host)}:{port}: {text}"
 
 

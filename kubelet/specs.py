@@ -38,6 +38,8 @@ Obj = dict[str, Any]
 
 CPU_PERIOD = 100_000
 MIN_SHARES = 2
+MAX_SHARES = 262_144
+MIN_QUOTA = 1000  # microseconds per period
 MAX_HOSTNAME = 63
 DEFAULT_GRACE = 30
 MASKED_PATHS = (
@@ -169,15 +171,29 @@ def oom_score_adj(qos: str, memory_request: int, memory_capacity: int) -> int:
     return max(2, min(999, int(score)))
 
 
+def cpu_shares(millis: int) -> int:
+    """Kubernetes' ``MilliCPUToShares``: 1024 per cpu, within [2, 262144]."""
+    if millis <= 0:
+        return MIN_SHARES
+    return max(MIN_SHARES, min(MAX_SHARES, millis * 1024 // 1000))
+
+
+def cpu_quota(millis: int, period: int = CPU_PERIOD) -> int:
+    """Kubernetes' ``MilliCPUToQuota`` (at least 1 ms per period)."""
+    return max(MIN_QUOTA, millis * period // 1000)
+
+
 def linux_resources(c: Obj, qos: str, node: NodeContext) -> pb.LinuxContainerResources:
+    """A container's CRI resources as Kubernetes' ``calculateLinuxResources``: shares from the
+    cpu request (from the limit when the request is zero), a CFS quota and period only for a
+    non-zero cpu limit, the memory limit, and the OOM score of its QoS class."""
     requests, limits = requests_and_limits(c)
-    shares = MIN_SHARES
-    if "cpu" in requests:
-        shares = max(MIN_SHARES, cpu_millis(requests["cpu"]) * 1024 // 1000)
-    res = pb.LinuxContainerResources(cpu_shares=shares)
-    if "cpu" in limits:
+    request = cpu_millis(requests.get("cpu", 0))
+    limit = cpu_millis(limits.get("cpu", 0))
+    res = pb.LinuxContainerResources(cpu_shares=cpu_shares(request or limit))
+    if limit:
         res.cpu_period = CPU_PERIOD
-        res.cpu_quota = max(1000, cpu_millis(limits["cpu"]) * CPU_PERIOD // 1000)
+        res.cpu_quota = cpu_quota(limit)
     if "memory" in limits:
         res.memory_limit_in_bytes = to_bytes(limits["memory"])
     memory_request = to_bytes(requests["memory"]) if "memory" in requests else 0

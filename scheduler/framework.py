@@ -7,7 +7,7 @@ A cycle for one pod, all synchronous (it never awaits, so the cache view stays s
         │              ▼                                                        │
         └────────▶ FitError ─▶ PostFilter (preemption)                     select host
                                                                                 │
-                                                                   Reserve ─▶ (async) Bind
+                                                     Reserve ─▶ (async) PreBind ─▶ Bind
 
 Contracts:
 
@@ -196,6 +196,14 @@ class ReservePlugin(Plugin):
         raise NotImplementedError
 
 
+class PreBindPlugin(Plugin):
+    """Runs after Reserve, before the ``pods/binding`` POST, off the scheduling cycle (it may do
+    I/O); a status that is not OK fails the bind like a rejected POST."""
+
+    async def pre_bind(self, state: CycleState, pod: dict, node_name: str) -> Status:
+        raise NotImplementedError
+
+
 def default_normalize(scores: dict[str, int], *, reverse: bool = False) -> None:
     """Scale so the highest raw score becomes MAX_NODE_SCORE (``reverse``: the lowest does)."""
     if not scores:
@@ -326,6 +334,7 @@ class Framework:
         self.pre_score_plugins: list[PreScorePlugin] = of(PreScorePlugin)
         self.score_plugins: list[ScorePlugin] = of(ScorePlugin)
         self.reserve_plugins: list[ReservePlugin] = of(ReservePlugin)
+        self.pre_bind_plugins: list[PreBindPlugin] = of(PreBindPlugin)
         self._all_filters: list[FilterPlugin] = list(self.filter_plugins)
         self._score_memo = NodeMemo()
         self._normalizes = {
@@ -457,6 +466,13 @@ class Framework:
     def run_unreserve(self, state: CycleState, pod: dict, node_name: str) -> None:
         for p in reversed(self.reserve_plugins):
             p.unreserve(state, pod, node_name)
+
+    async def run_pre_bind(self, state: CycleState, pod: dict, node_name: str) -> Status:
+        for p in self.pre_bind_plugins:
+            st = await p.pre_bind(state, pod, node_name)
+            if not st.ok:
+                return st.with_plugin(p.name)
+        return OK
 
     # -- one cycle -----------------------------------------------------------------------
     def num_feasible_nodes_to_find(self, num_all_nodes: int) -> int:

@@ -49,6 +49,7 @@ from scheduler.framework import (
     PostFilterResult,
 )
 from scheduler.plugins import build_framework
+from scheduler.plugins import volume_binding as vb
 from scheduler.pods import (
     DEFAULT_SCHEDULER_NAME,
     is_finished,
@@ -111,6 +112,27 @@ class Scheduler:
             self.on_node_add, self.on_node_update, self.on_node_delete
         )
         factory.informer(PODS).add_handler(self.on_pod_add, self.on_pod_update, self.on_pod_delete)
+        binding = next((p for p in self.framework.plugins if isinstance(p, vb.VolumeBinding)), None)
+        if binding is not None:
+            binding.use(self._volume_listers(factory), self.client)
+
+    def _volume_listers(self, factory: InformerFactory) -> vb.VolumeListers:
+        """Informers on claims, volumes and classes for VolumeBinding; their changes move the
+        pods it rejected."""
+        informers = []
+        for rt, add, update in (
+            (vb.PVCS, vb.CLAIM_ADD, vb.CLAIM_UPDATE),
+            (vb.PVS, vb.VOLUME_ADD, vb.VOLUME_UPDATE),
+            (vb.CLASSES, vb.CLASS_ADD, vb.CLASS_ADD),
+        ):
+            informer = factory.informer(rt)
+            informer.add_handler(
+                lambda _obj, e=add: self.queue.move_on(e),
+                lambda _old, _new, e=update: self.queue.move_on(e),
+            )
+            informers.append(informer.store)
+        claims, volumes, classes = informers
+        return vb.VolumeListers(claims.get, volumes.get, classes.get, classes.list)
 
     async def run(self, factory: InformerFactory | None = None) -> None:
         """Start informers, wait for their caches, then schedule until cancelled."""
@@ -263,6 +285,9 @@ class Scheduler:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         try:
+            st = await self.framework.run_pre_bind(state, assumed, node)
+            if not st.ok:
+                raise RuntimeError(f'running PreBind plugin "{st.plugin}": {st.message}')
             async with self._bind_slots:
                 started = time.perf_counter()
                 await self.client.create(

@@ -252,6 +252,7 @@ def _scheduler_rules() -> list[dict[str, Any]]:
         rule(READ, ["apps"], ["replicasets", "statefulsets"]),
         rule(READ, ["policy"], ["poddisruptionbudgets"]),
         rule(READ, [""], ["persistentvolumeclaims", "persistentvolumes"]),
+        rule(["patch", "update"], [""], ["persistentvolumeclaims"]),  # selected-node
         rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
         rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
         rule(READ, ["storage.k8s.io"], ["storageclasses"]),

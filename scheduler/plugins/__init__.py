@@ -16,6 +16,7 @@ from scheduler.plugins.node_resources_fit import NodeResourcesFit
 from scheduler.plugins.node_unschedulable import NodeUnschedulable
 from scheduler.plugins.pod_topology_spread import PodTopologySpread
 from scheduler.plugins.taint_toleration import TaintToleration
+from scheduler.plugins.volume_binding import VolumeBinding
 
 #: Plugin name → factory. Order here is the order plugins run in (cheap filters first).
 REGISTRY: dict[str, Callable[[], Plugin]] = {
@@ -26,6 +27,7 @@ REGISTRY: dict[str, Callable[[], Plugin]] = {
         TaintToleration,
         NodeAffinity,
         NodeResourcesFit,
+        VolumeBinding,
         PodTopologySpread,
         InterPodAffinity,
         BalancedAllocation,

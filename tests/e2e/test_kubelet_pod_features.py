@@ -307,7 +307,13 @@ async def test_claim_data_outlives_the_pod(
         manifest = {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
-            "metadata": {"name": claim, "namespace": "default"},
+            # No scheduler here: the pods name their node, so the claim names it too (the
+            # class waits for the first consumer's node, as Kubernetes' local volumes do).
+            "metadata": {
+                "name": claim,
+                "namespace": "default",
+                "annotations": {"volume.kubernetes.io/selected-node": n.name},
+            },
             "spec": {
                 "storageClassName": "local-path",
                 "accessModes": ["ReadWriteOnce"],
@@ -321,6 +327,19 @@ async def test_claim_data_outlives_the_pod(
             return out == "Bound"
 
         await eventually("claim bound", bound)
+        pv = await run_kubectl(api, "get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}")
+        affinity = await run_kubectl(
+            api, "get", "pv", pv, "-o", "jsonpath={.spec.nodeAffinity.required}"
+        )
+        assert yaml.safe_load(affinity) == {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [n.name]}
+                    ]
+                }
+            ]
+        }
         volume = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
         mount = [{"name": "data", "mountPath": "/var/lib/db"}]
         bb = containerd_runtime.busybox_image

@@ -10,6 +10,7 @@ from controllers.localpath import (
     ENSURE_CLASS,
     PVCS,
     PVS,
+    SELECTED_NODE,
     LocalPathProvisioner,
 )
 from controllers.testing import FakeClient, store_of
@@ -101,3 +102,73 @@ async def test_storage_class_is_created_once(tmp_path: Path) -> None:
     sc = client.stored(CLASSES, None, CLASS_NAME)
     assert sc["provisioner"] == "tugboat.io/local-path"
     assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert sc["volumeBindingMode"] == "WaitForFirstConsumer"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def event(self, obj, type, reason, message) -> None:
+        self.seen.append((reason, message))
+
+
+async def test_waits_for_the_first_consumer_then_pins_the_volume_to_its_node(
+    tmp_path: Path,
+) -> None:
+    client = FakeClient((PVCS, claim()))
+    ctl = provisioner(client, tmp_path)
+    ctl.recorder = Recorder()
+    await ctl.reconcile(ENSURE_CLASS)
+    await converge(ctl, "shop/db")
+    assert client.stored(PVS, None, "pvc-c-1") is None
+    assert "status" not in client.stored(PVCS, "shop", "db")  # still Pending
+    assert ctl.recorder.seen[-1] == (
+        "WaitForFirstConsumer",
+        "waiting for first consumer to be created before binding",
+    )
+
+    # The scheduler placed the claim's first pod on node-b.
+    await client.patch(PVCS, "db", {"metadata": {"annotations": {SELECTED_NODE: "node-b"}}}, "shop")
+    ctl.refresh()  # type: ignore[attr-defined]
+    await converge(ctl, "shop/db")
+    pv = client.stored(PVS, None, "pvc-c-1")
+    assert pv["spec"]["nodeAffinity"] == {
+        "required": {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-b"]}
+                    ]
+                }
+            ]
+        }
+    }
+    assert client.stored(PVCS, "shop", "db")["status"]["phase"] == "Bound"
+    assert ctl.recorder.seen[-1] == (
+        "ProvisioningSucceeded",
+        "Successfully provisioned volume pvc-c-1",
+    )
+
+
+async def test_immediate_class_binds_at_once_and_still_honours_a_selected_node(
+    tmp_path: Path,
+) -> None:
+    immediate = {
+        "metadata": {"name": CLASS_NAME},
+        "provisioner": "tugboat.io/local-path",
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "Immediate",
+    }
+    pinned = claim()
+    pinned["metadata"]["annotations"] = {SELECTED_NODE: "node-a"}
+    for body, nodes in ((claim(), None), (pinned, ["node-a"])):
+        client = FakeClient((CLASSES, immediate), (PVCS, body))
+        ctl = provisioner(client, tmp_path)
+        await converge(ctl, "shop/db")
+        pv = client.stored(PVS, None, "pvc-c-1")
+        assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+        terms = (pv["spec"].get("nodeAffinity") or {}).get("required", {})
+        values = terms and terms["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+        assert (values or None) == nodes
+        assert client.stored(PVCS, "shop", "db")["status"]["phase"] == "Bound"

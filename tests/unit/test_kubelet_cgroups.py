@@ -125,3 +125,48 @@ def test_burstable_class_shares_sum_burstable_requests() -> None:
     assert burstable_shares([]) == 2
     assert burstable_shares([burstable, guaranteed, pod({})]) == 256
     assert burstable_shares([burstable, other, finished, deleting]) == 1024
+
+
+@pytest.mark.parametrize(
+    ("resources", "shares", "quota", "period", "memory"),
+    [
+        pytest.param({}, 2, 0, 0, 0, id="none: minimum shares, no quota"),
+        pytest.param(res({"cpu": "250m"}), 256, 0, 0, 0, id="request only: shares"),
+        pytest.param(res({"cpu": "1m"}), 2, 0, 0, 0, id="tiny request: at least 2 shares"),
+        pytest.param(
+            res({"cpu": "100m"}, {"cpu": "500m"}),
+            102,
+            50_000,
+            100_000,
+            0,
+            id="request and limit: shares from the request, quota from the limit",
+        ),
+        pytest.param(
+            res(limits={"cpu": "1500m", "memory": "64Mi"}),
+            1536,
+            150_000,
+            100_000,
+            64 * MI,
+            id="limit only: the request defaults to it",
+        ),
+        pytest.param(
+            res({"cpu": "0"}, {"cpu": "2"}),
+            2048,
+            200_000,
+            100_000,
+            0,
+            id="zero request: shares from the limit",
+        ),
+        pytest.param(
+            res(limits={"cpu": "5m"}), 5, 1000, 100_000, 0, id="tiny limit: at least 1 ms quota"
+        ),
+        pytest.param(res({"cpu": "1"}, {"cpu": "0"}), 1024, 0, 0, 0, id="zero limit: no quota"),
+    ],
+)
+def test_container_cpu_and_memory_resources(
+    resources: dict, shares: int, quota: int, period: int, memory: int
+) -> None:
+    c = {"name": "c", **resources}
+    out = specs.linux_resources(c, "Burstable", specs.NodeContext(name="n"))
+    assert (out.cpu_shares, out.cpu_quota, out.cpu_period) == (shares, quota, period)
+    assert out.memory_limit_in_bytes == memory

@@ -4,10 +4,15 @@ on results (fake runtime over gRPC, fake API server)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import ssl
 from dataclasses import replace
 
+import grpc
 import pytest
 
+from kubelet.cri.errors import CriError
 from kubelet.observe import RUNNING, ContainerRecord, PodRuntime
 from kubelet.podworker import PodWorker
 from kubelet.probes import (
@@ -23,6 +28,7 @@ from kubelet.probes import (
     ProbeState,
     resolve_port,
 )
+from machinery.pki import Pki
 from tests.unit.test_kubelet_worker import Clock, Env, env, settle, sleeper  # noqa: F401
 
 T0 = 1_700_000_000.0
@@ -285,3 +291,188 @@ async def test_liveness_failure_restarts_the_container_with_events(env: Env) -> 
         ("Unhealthy", "Liveness probe failed: sick"),
         ("Killing", "Container main failed liveness probe, will be restarted"),
     ]
+
+
+# -- handler fields: headers, scheme, timeout, successThreshold ------------------------------
+
+
+class HttpServer:
+    """A loopback HTTP/1.1 server answering each request with the next status code (the last
+    repeats); records request heads. ``hold`` makes it read a request and never answer."""
+
+    def __init__(self, *codes: int, hold: bool = False) -> None:
+        self.codes = list(codes) or [200]
+        self.hold = hold
+        self.heads: list[list[str]] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, reader, writer) -> None:
+        first = await reader.readexactly(1)
+        if not first.isalpha():  # a TLS handshake: answer it as plain HTTP servers do
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return
+        head = (first + await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+        self.heads.append([line for line in head if line])
+        if self.hold:
+            await self.release.wait()
+        code = self.codes.pop(0) if len(self.codes) > 1 else self.codes[0]
+        writer.write(f"HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    def header(self, index: int, name: str) -> list[str]:
+        prefix = name.lower() + ":"
+        return [
+            line.split(":", 1)[1].strip()
+            for line in self.heads[index][1:]
+            if line.lower().startswith(prefix)
+        ]
+
+
+def _tls_context(tmp_path) -> ssl.SSLContext:
+    """A serving context with a certificate from a CA the prober does not know."""
+    pki = Pki(tmp_path / "pki").ensure()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.serving.cert, pki.serving.key)
+    return context
+
+
+def _http_spec(port: int, kind: str = READINESS, **get) -> ProbeSpec:
+    return ProbeSpec(kind, {"httpGet": {"path": "/healthz", "port": port, **get}})
+
+
+async def test_http_probe_sends_its_headers() -> None:
+    handler = HttpServer(200)
+    server, port = await _serve(handler)
+    headers = [
+        {"name": "X-Probe", "value": "yes"},
+        {"name": "user-agent", "value": "custom/1"},
+        {"name": "Accept", "value": "application/json"},
+    ]
+    async with server:
+        runner = HandlerRunner(runtime=None)
+        plain = await runner(_http_spec(port), {"name": "m"}, None, "127.0.0.1")
+        custom = await runner(
+            _http_spec(port, httpHeaders=headers), {"name": "m"}, None, "127.0.0.1"
+        )
+    assert plain[0] == custom[0] == SUCCESS
+    assert handler.heads[0][0] == "GET /healthz HTTP/1.1"
+    assert handler.header(0, "User-Agent") == ["kube-probe/1.33"]
+    assert handler.header(0, "Accept") == ["*/*"]
+    assert handler.header(1, "X-Probe") == ["yes"]
+    assert handler.header(1, "User-Agent") == ["custom/1"]  # a probe's header replaces ours
+    assert handler.header(1, "Accept") == ["application/json"]
+
+
+async def test_https_probe_skips_certificate_verification(tmp_path) -> None:
+    handler = HttpServer(200)
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=_tls_context(tmp_path))
+    port = server.sockets[0].getsockname()[1]
+    runner = HandlerRunner(runtime=None)
+    async with server:
+        result = await runner(_http_spec(port, scheme="HTTPS"), {"name": "m"}, None, "127.0.0.1")
+        assert result == (SUCCESS, "")
+        plain, message = await runner(_http_spec(port), {"name": "m"}, None, "127.0.0.1")
+        assert plain == FAILURE, "plain HTTP to a TLS port must fail"
+        assert message.startswith(f'Get "http://127.0.0.1:{port}/healthz": ')
+    assert handler.heads[0][0] == "GET /healthz HTTP/1.1"
+
+
+async def test_https_probe_to_a_plain_http_server_fails() -> None:
+    server, port = await _serve(HttpServer(200))
+    runner = HandlerRunner(runtime=None)
+    async with server:
+        result = await runner(_http_spec(port, scheme="HTTPS"), {"name": "m"}, None, "127.0.0.1")
+    assert result == (
+        FAILURE,
+        f'Get "https://127.0.0.1:{port}/healthz": http: server gave HTTP response to HTTPS client',
+    )
+
+
+async def test_http_probe_slower_than_its_timeout_fails() -> None:
+    handler = HttpServer(200, hold=True)
+    server, port = await _serve(handler)
+    runner = HandlerRunner(runtime=None)
+    spec = replace(_http_spec(port), timeout=0.2)
+    async with server:
+        result = await runner(spec, {"name": "m"}, None, "127.0.0.1")
+        handler.release.set()
+    assert result == (
+        FAILURE,
+        f'Get "http://127.0.0.1:{port}/healthz": context deadline exceeded '
+        "(Client.Timeout exceeded while awaiting headers)",
+    )
+    assert len(handler.heads) == 1  # the request was sent, the answer came too late
+
+
+async def test_tcp_probe_slower_than_its_timeout_fails() -> None:
+    # A listener that never accepts: once its accept queue is full, the kernel drops further
+    # SYNs, so the next connection attempt hangs until the probe gives up.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filling = []
+        for _ in range(2):
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(("127.0.0.1", port))
+            filling.append(s)
+        try:
+            spec = ProbeSpec(LIVENESS, {"tcpSocket": {"port": port}}, timeout=0.3)
+            result = await HandlerRunner(runtime=None)(spec, {"name": "m"}, None, "127.0.0.1")
+        finally:
+            for s in filling:
+                s.close()
+    assert result == (FAILURE, f"dial tcp 127.0.0.1:{port}: i/o timeout")
+
+
+class SlowRuntime:
+    """ExecSync as containerd answers a command that outlives the request's timeout."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[int] = []
+
+    async def exec_sync(self, container_id, cmd, timeout=0):
+        self.timeouts.append(timeout)
+        raise CriError(
+            "ExecSync",
+            grpc.StatusCode.UNKNOWN,
+            f"failed to exec in container: timeout {timeout}s exceeded: context deadline exceeded",
+        )
+
+
+async def test_exec_probe_slower_than_its_timeout_fails() -> None:
+    runtime = SlowRuntime()
+    spec = ProbeSpec(LIVENESS, {"exec": {"command": ["sleep", "5"]}}, timeout=2)
+    record = ContainerRecord("c1", "main", "s1", 0, RUNNING)
+    result = await HandlerRunner(runtime)(spec, {"name": "main"}, record, "")
+    assert result == (FAILURE, 'command "sleep 5" timed out')
+    assert runtime.timeouts == [2]  # the runtime is told the probe's timeoutSeconds
+
+
+async def test_readiness_success_threshold_over_http() -> None:
+    clock = Clock(T0)
+    handler = HttpServer(200, 500, 200, 200, 200)
+    server, port = await _serve(handler)
+    probes = PodProbes(HandlerRunner(runtime=None), clock)
+    probe = {
+        "httpGet": {"path": "/healthz", "port": port},
+        "periodSeconds": 1,
+        "successThreshold": 2,
+        "failureThreshold": 1,
+    }
+    pod = _pod(readinessProbe=probe)
+    rt = _runtime(T0)
+    ready = []
+    async with server:
+        for _ in range(5):
+            report = await probes.sync(pod, rt, "127.0.0.1")
+            ready.append(report.ready["main"])
+            clock.step(1)
+    # 200 (1 of 2), 500 (a failure resets the run), 200 (1 of 2), 200 (ready), 200
+    assert ready == [False, False, False, True, True]
+    assert len(handler.heads) == 5
