@@ -7,13 +7,16 @@ errors, so the global flags are lifted out by :func:`cli.config.split_globals` a
 argparse sub-parser whose ``error()`` raises :class:`CliError` instead of printing usage.
 
 Every failure ends as one line on stderr and exit code 1: ``Error from server (Reason): msg``
-for API errors, ``error: msg`` for client-side problems (including an unreachable server).
+for API errors, ``error: msg`` for client-side problems (including an unreachable server). An
+unexpected exception (a bug) is one ``error:`` line too; ``TUG_DEBUG=1`` adds its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -24,6 +27,7 @@ from cli.errors import CliError
 from machinery import errors
 
 Handler = Callable[[Session, argparse.Namespace], int | None]
+DEBUG_ENV = "TUG_DEBUG"  # set (not "0"): print the traceback of an unexpected exception
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,7 +43,8 @@ class Parser(argparse.ArgumentParser):
 
 
 GLOBAL_HELP = """global flags (before or after the verb):
-  --kubeconfig PATH      kubeconfig file (default $KUBECONFIG or ~/.kube/config)
+  --kubeconfig PATH      kubeconfig file (default: $KUBECONFIG's files merged, else
+                         ~/.kube/config, else tug up's ~/.tugboat/kubeconfig)
   --context NAME         kubeconfig context to use
   -s, --server URL       API server address
   -n, --namespace NS     namespace (default: the context's, else "default")
@@ -99,6 +104,11 @@ def run(argv: list[str], session: Session | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # a bug, not the user's mistake: still one line unless debugging
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            session.warn(traceback.format_exc().rstrip())
+        session.warn(f"error: {type(e).__name__}: {e}" if str(e) else f"error: {type(e).__name__}")
+        return 1
     finally:
         session.close()
 

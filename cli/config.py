@@ -8,6 +8,7 @@ that need no server (``config view``, ``version --client``) never open a connect
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -19,7 +20,14 @@ import yaml
 
 from cli.errors import CliError
 from machinery.client import Client
-from machinery.kubeconfig import ClusterConfig, KubeconfigError, default_path, load_kubeconfig
+from machinery.kubeconfig import (
+    ClusterConfig,
+    KubeconfigError,
+    default_path,
+    load_kubeconfig,
+    read_merged,
+    search_paths,
+)
 
 
 @dataclass
@@ -34,6 +42,7 @@ class Globals:
     token: str | None = None
     insecure: bool = False
     request_timeout: float = 30.0
+    watch_timeout: int | None = None  # given --request-timeout: a watch's timeoutSeconds
 
 
 # flag spelling → (Globals field, takes a value)
@@ -103,7 +112,11 @@ def split_globals(argv: list[str]) -> tuple[Globals, list[str]]:
             i += 2
         else:
             raise CliError(f"flag needs an argument: {name}")
-        setattr(g, attr, _timeout(value) if attr == "request_timeout" else value)
+        if attr == "request_timeout":  # client-go sends it as a watch's timeoutSeconds too
+            g.request_timeout = _timeout(value)
+            g.watch_timeout = math.ceil(g.request_timeout) or None
+        else:
+            setattr(g, attr, value)
     return g, rest
 
 
@@ -116,22 +129,41 @@ class Session:
     err: TextIO = field(default_factory=lambda: sys.stderr)
 
     @property
+    def kubeconfig_paths(self) -> list[str]:
+        """``--kubeconfig``, else the files kubectl would read (see :func:`search_paths`)."""
+        return [self.flags.kubeconfig] if self.flags.kubeconfig else search_paths()
+
+    @property
     def kubeconfig_path(self) -> str:
-        return self.flags.kubeconfig or default_path()
+        """The one file ``config use-context`` writes, as kubectl picks it: ``--kubeconfig``,
+        else the first of :attr:`kubeconfig_paths` that exists."""
+        if self.flags.kubeconfig:
+            return self.flags.kubeconfig
+        return next((p for p in self.kubeconfig_paths if Path(p).exists()), default_path())
+
+    def kubeconfig_doc(self) -> dict[str, Any]:
+        """The kubeconfig as kubectl sees it: one file, or the merge of ``$KUBECONFIG``'s."""
+        paths = self.kubeconfig_paths
+        if len(paths) == 1:
+            return read_raw(paths[0])
+        try:
+            return read_merged(paths)
+        except KubeconfigError as e:
+            raise CliError(str(e)) from None
 
     @cached_property
     def cluster(self) -> ClusterConfig:
         """The context's cluster, with ``--server``/``--token``/``--insecure...`` laid over."""
         try:
-            cfg = load_kubeconfig(self.kubeconfig_path, self.flags.context)
+            cfg = load_kubeconfig(self.flags.kubeconfig, self.flags.context)
         except KubeconfigError as e:
-            absent = not Path(self.kubeconfig_path).exists()
+            absent = not any(Path(p).exists() for p in self.kubeconfig_paths)
             if self.flags.server and (absent or not self.flags.context):
                 cfg = ClusterConfig(server=self.flags.server)
             elif absent:
                 raise CliError(
                     "no configuration has been provided: pass --kubeconfig or --server, or set "
-                    f"KUBECONFIG ({self.kubeconfig_path} does not exist)"
+                    f"KUBECONFIG ({os.pathsep.join(self.kubeconfig_paths)} does not exist)"
                 ) from None
             else:
                 raise CliError(str(e)) from None

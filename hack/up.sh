@@ -5,7 +5,8 @@
 #   hack/up.sh [TUG-UP-FLAGS...]        e.g. hack/up.sh --nodes 2
 #
 # 1. installs the runtime packages (hack/install-runtime.sh: containerd, runc, CNI, busybox, gcc)
-# 2. installs tugboat into a virtualenv at .venv (hack/venv.sh) and links /usr/local/bin/tug
+# 2. installs tugboat into a virtualenv at .venv (hack/venv.sh) and links /usr/local/bin/tug;
+#    fetches the real kubectl (hack/get-kubectl.sh) and links /usr/local/bin/kubectl if absent
 # 3. tug up --runtime containerd --nodes 1 (data dir ~/.tugboat, or $TUG_DATA_DIR)
 # 4. applies manifests/examples/web.yaml and waits until its three pods answer HTTP
 # Every step is idempotent: run it again at any time.
@@ -31,6 +32,16 @@ if [[ -z ${TUG_PYTHON:-} && -x $link && ! -e /usr/local/bin/tug ]]; then
     echo "linked /usr/local/bin/tug -> $link"
 fi
 
+say "kubectl (hack/get-kubectl.sh)"
+if kubectl=$(PATH="$(dirname "$py"):$PATH" bash "$repo/hack/get-kubectl.sh"); then  # venv's pip
+    if ! command -v kubectl >/dev/null; then
+        ln -s "$(realpath "$kubectl")" /usr/local/bin/kubectl
+        echo "linked /usr/local/bin/kubectl -> $(realpath "$kubectl")"
+    fi
+else
+    echo "could not fetch kubectl: the tour's kubectl steps need it (tug does not)" >&2
+fi
+
 say "cluster"
 "$py" -m cli.cluster.up --runtime containerd --nodes 1 "$@"
 
@@ -48,8 +59,9 @@ cat <<EOF
 
 tugboat is running, and the example app answers at the addresses above. Then:
 
-  export KUBECONFIG=$data_dir/kubeconfig
+  export KUBECONFIG=$data_dir/kubeconfig    # tug and kubectl read it
   tug get pods -o wide                      # the three web pods, one IP each
+  kubectl get deploy,svc                    # the real kubectl on the same cluster
   python3 -c "import urllib.request as u; print(u.urlopen('http://<pod IP>:8080/').read().decode())"
   tug apply -f $repo/manifests/examples/busybox.yaml && tug exec -it busybox -- sh
 

@@ -3,7 +3,11 @@
 :func:`load_kubeconfig` resolves one context into a :class:`ClusterConfig`: the server URL,
 credentials (bearer token or client certificate) and how to verify the server (CA file or
 inline data, or ``insecure-skip-tls-verify``). Relative file paths are relative to the kubeconfig
-file, as kubectl reads them. Only the first file of a ``KUBECONFIG`` list is read (no merging).
+file, as kubectl reads them. Without an explicit file the search order is (:func:`search_paths`):
+every file of ``$KUBECONFIG`` merged as kubectl merges them (the first file to name a cluster,
+user or context wins; ``current-context`` comes from the first file that sets one), else
+``~/.kube/config``, else ``tug up``'s ``$TUG_DATA_DIR/kubeconfig`` (default
+``~/.tugboat/kubeconfig``) when ``~/.kube/config`` does not exist.
 :func:`merge_kubeconfig` and :func:`unmerge_kubeconfig` add and remove one named cluster, user
 and context in a user's kubeconfig, leaving every other entry as it was.
 """
@@ -82,12 +86,52 @@ def _load_client_cert(
 
 
 def default_path() -> str:
-    """``$KUBECONFIG`` (its first entry) or ``~/.kube/config``."""
+    """The file kubectl writes to: ``$KUBECONFIG`` (its first entry) or ``~/.kube/config``."""
     env = os.environ.get("KUBECONFIG", "")
     for entry in env.split(os.pathsep):
         if entry:
             return entry
     return os.path.join(os.path.expanduser("~"), ".kube", "config")
+
+
+def tug_up_path() -> str:
+    """Where ``tug up`` writes its kubeconfig by default (``$TUG_DATA_DIR`` or ``~/.tugboat``)."""
+    data_dir = os.environ.get("TUG_DATA_DIR") or "~/.tugboat"
+    return os.path.join(os.path.expanduser(data_dir), "kubeconfig")
+
+
+def search_paths() -> list[str]:
+    """The files read when none is named, in precedence order: the ``$KUBECONFIG`` entries
+    (de-duplicated, missing ones kept: :func:`read_merged` skips them), else
+    ``~/.kube/config``, else :func:`tug_up_path` when only that one exists."""
+    entries = [e for e in os.environ.get("KUBECONFIG", "").split(os.pathsep) if e]
+    if entries:
+        return list(dict.fromkeys(entries))
+    home = default_path()
+    if not os.path.exists(home) and os.path.exists(tug_up_path()):
+        return [tug_up_path()]
+    return [home]
+
+
+def read_merged(paths: list[str]) -> dict[str, Any]:
+    """One kubeconfig document from ``paths``, merged as kubectl merges ``$KUBECONFIG``: for each
+    named cluster, user and context the first file that has it wins, ``current-context`` comes
+    from the first file that sets it, missing files are skipped (all missing is an error).
+    File references are made absolute, relative to the file each entry came from."""
+    existing = [p for p in paths if os.path.exists(p)]
+    if not existing:
+        raise KubeconfigError(f"cannot read kubeconfig {os.pathsep.join(paths)}: no such file")
+    merged: dict[str, Any] = {"clusters": [], "users": [], "contexts": []}
+    for path in existing:
+        doc = _read_doc(Path(path))
+        base = Path(path).resolve().parent
+        for key in ("clusters", "users", "contexts"):
+            for entry in doc.get(key) or []:
+                if isinstance(entry, dict) and _entry(merged, key, entry.get("name")) is None:
+                    merged[key].append(_absolute(entry, base))
+        if not merged.get("current-context") and doc.get("current-context"):
+            merged["current-context"] = doc["current-context"]
+    return merged
 
 
 def _named(entries: Any, name: str, what: str) -> dict[str, Any]:
@@ -102,29 +146,22 @@ def _b64(value: str | None) -> bytes | None:
 
 
 def load_kubeconfig(path: str | None = None, context: str | None = None) -> ClusterConfig:
-    """The :class:`ClusterConfig` of ``context`` (default: ``current-context``) in ``path``."""
-    path = path or default_path()
-    try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as e:
-        raise KubeconfigError(f"cannot read kubeconfig {path}: {e}") from e
-    except yaml.YAMLError as e:
-        raise KubeconfigError(f"kubeconfig {path} is not valid YAML: {e}") from e
-    if not isinstance(doc, dict):
-        raise KubeconfigError(f"kubeconfig {path} is not a mapping")
+    """The :class:`ClusterConfig` of ``context`` (default: ``current-context``) in ``path``,
+    or without ``path`` in the merge of :func:`search_paths`."""
+    paths = [path] if path else search_paths()
+    doc = read_merged(paths)
+    where = os.pathsep.join(paths)
     context = context or doc.get("current-context")
     if not context:
-        raise KubeconfigError(f"kubeconfig {path} has no current-context")
+        raise KubeconfigError(f"kubeconfig {where} has no current-context")
     ctx = _named(doc.get("contexts"), context, "context")
     cluster = _named(doc.get("clusters"), ctx.get("cluster", ""), "cluster")
     user = _named(doc.get("users"), ctx["user"], "user") if ctx.get("user") else {}
     if not cluster.get("server"):
         raise KubeconfigError(f"cluster {ctx.get('cluster')!r} has no server")
 
-    base = Path(path).resolve().parent
-
-    def file(value: str | None) -> str | None:
-        return str(base / os.path.expanduser(value)) if value else None
+    def file(value: str | None) -> str | None:  # already absolute (read_merged)
+        return os.path.expanduser(value) if value else None
 
     token = user.get("token")
     if not token and user.get("tokenFile"):

@@ -252,11 +252,6 @@ def _server_side(session: Session, args: argparse.Namespace) -> int:
         ns = target_namespace(session, rt, obj)
         name = obj["metadata"].get("name", "")
         try:
-            before = None
-            try:
-                before = session.client.get(rt, name, ns)
-            except errors.NotFound:
-                pass
             after = session.client.patch(
                 rt,
                 name,
@@ -270,14 +265,8 @@ def _server_side(session: Session, args: argparse.Namespace) -> int:
             session.warn(format_api_error(e, f'error when applying "{m.source}": '))
             failed = True
             continue
-        rv = lambda o: (o or {}).get("metadata", {}).get("resourceVersion")  # noqa: E731
-        verdict = (
-            "created"
-            if before is None
-            else ("unchanged" if rv(before) == rv(after) else "serverside-applied")
-        )
         visited.add(rt, after)
-        session.print(f"{qualified_kind(rt)}/{name} {verdict}")
+        session.print(f"{qualified_kind(rt)}/{name} serverside-applied")  # kubectl's, always
     if args.prune and not failed:
         failed = not _prune_after(session, args, visited)
     return 1 if failed else 0

@@ -23,7 +23,11 @@ SCRIPT = """# tug completion for {shell}; load with: source <(tug completion {sh
 }}
 complete -o default -F _tug_complete tug
 """
-ZSH_PREAMBLE = "autoload -U +X bashcompinit && bashcompinit\n"
+# zsh runs the bash function through bashcompinit, whose ``complete`` needs compinit's compdef
+ZSH_PREAMBLE = (
+    "(( $+functions[compdef] )) || { autoload -U +X compinit && compinit; }\n"
+    "autoload -U +X bashcompinit && bashcompinit\n"
+)
 # verbs whose first positional argument is a resource type, and the second an object name
 TYPED_VERBS = {
     "get",

@@ -69,9 +69,7 @@ def run(session: Session, args: argparse.Namespace) -> int:
             f'invalid cascade value ({args.cascade}). Must be "background", '
             '"foreground", or "orphan"'
         )
-    grace = 1 if args.now else args.grace_period
-    if args.force and grace < 0:
-        grace = 0
+    grace = grace_period(session, args)
     ns = None if session.flags.all_namespaces else session.namespace
     jobs: list[tuple[Any, str, str | None]] = []  # (rt, name, namespace)
     if args.filename:
@@ -117,7 +115,8 @@ def run(session: Session, args: argparse.Namespace) -> int:
             session.print(f"{kind}/{name}")
         else:
             suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
-            session.print(f'{kind} "{name}" deleted{suffix}')
+            verb = "force deleted" if args.force and grace == 0 else "deleted"
+            session.print(f'{kind} "{name}" {verb}{suffix}')
         uid = (
             (result.get("metadata") or {}).get("uid")
             if result.get("kind") != "Status"
@@ -130,6 +129,30 @@ def run(session: Session, args: argparse.Namespace) -> int:
             if not api.wait_deleted(session.client, rt, name, obj_ns, uid, timeout):
                 raise CliError(f"timed out waiting for the condition on {rt.plural}/{name}")
     return 1 if failed else 0
+
+
+def grace_period(session: Session, args: argparse.Namespace) -> int:
+    """The gracePeriodSeconds to send (-1: the object's default), as kubectl settles it:
+    ``--now`` is 1; ``--grace-period=0`` is 1 unless ``--force``; ``--force`` alone is 0 (with
+    kubectl's warning) and refuses a positive grace period."""
+    grace = args.grace_period
+    if args.now:
+        if grace != -1:
+            raise CliError("--now and --grace-period cannot be specified together")
+        grace = 1
+    if grace == 0 and not args.force:
+        grace = 1
+    if args.force and grace < 0:
+        grace = 0
+    if args.force and grace > 0:
+        raise CliError("--force and --grace-period greater than 0 cannot be specified together")
+    if args.force:
+        session.warn(
+            "Warning: Immediate deletion does not wait for confirmation that the running "
+            "resource has been terminated. The resource may continue to run on the cluster "
+            "indefinitely."
+        )
+    return grace
 
 
 def _expand(

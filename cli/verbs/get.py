@@ -201,7 +201,7 @@ def watch(
     session: Session, t: Target, fmt: OutputFormat, args: argparse.Namespace, ns: str | None
 ) -> int:
     """List (unless ``--watch-only``), then print one line (or object) per change until the
-    server closes the stream or the user interrupts."""
+    server closes the stream (after ``--request-timeout``, if given) or the user interrupts."""
     client = session.client
     field_selector = args.field_selector
     if t.names:
@@ -265,6 +265,7 @@ def watch(
         label_selector=args.selector,
         field_selector=field_selector,
         allow_bookmarks=False,
+        timeout_seconds=session.flags.watch_timeout,
     ):
         if etype in ("ADDED", "MODIFIED", "DELETED"):
             emit([obj], first)

@@ -215,7 +215,7 @@ def run_explain(session: Session, args: argparse.Namespace) -> int:
 
 
 def run_config_view(session: Session, args: argparse.Namespace) -> int:
-    doc = copy.deepcopy(read_raw(session.kubeconfig_path))
+    doc = copy.deepcopy(session.kubeconfig_doc())
     doc.setdefault("apiVersion", "v1")
     doc.setdefault("kind", "Config")
     if args.minify:
@@ -242,7 +242,7 @@ def run_config_view(session: Session, args: argparse.Namespace) -> int:
 
 
 def run_get_contexts(session: Session, args: argparse.Namespace) -> int:
-    doc = read_raw(session.kubeconfig_path)
+    doc = session.kubeconfig_doc()
     current = doc.get("current-context")
     contexts = doc.get("contexts") or []
     if args.name:
@@ -270,10 +270,11 @@ def run_get_contexts(session: Session, args: argparse.Namespace) -> int:
 
 
 def run_use_context(session: Session, args: argparse.Namespace) -> int:
-    path = session.kubeconfig_path
-    doc = read_raw(path)
-    if not any(c.get("name") == args.name for c in doc.get("contexts") or []):
+    contexts = session.kubeconfig_doc().get("contexts") or []
+    if not any(c.get("name") == args.name for c in contexts):
         raise CliError(f'no context exists with the name: "{args.name}"')
+    path = session.kubeconfig_path  # with several files, the first that exists (as kubectl)
+    doc = read_raw(path)
     doc["current-context"] = args.name
     write_raw(path, doc)
     session.print(f'Switched to context "{args.name}".')
@@ -281,7 +282,7 @@ def run_use_context(session: Session, args: argparse.Namespace) -> int:
 
 
 def run_current_context(session: Session, args: argparse.Namespace) -> int:
-    current = read_raw(session.kubeconfig_path).get("current-context")
+    current = session.kubeconfig_doc().get("current-context")
     if not current:
         raise CliError("current-context is not set")
     session.print(current)

@@ -101,17 +101,18 @@ def run_status(session: Session, args: argparse.Namespace) -> int:
         if done or args.watch == "false":
             session.print(msg)
             continue
-        live = session.err.isatty() if hasattr(session.err, "isatty") else False
+        console = progress_console(session)
         last = ""
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total} updated"),
-            console=None if live else _null_console(),
+            TextColumn("{task.completed}/{task.total} updated, {task.fields[ready]} ready"),
+            console=console or _null_console(),
             transient=True,
-            disable=not live,
+            disable=console is None,
         ) as bar:
-            task = bar.add_task(name, total=max(1, (dep.get("spec") or {}).get("replicas", 1)))
+            task = bar.add_task(name, total=1, ready=0)
+            _show(bar, task, dep)
             rv = dep["metadata"].get("resourceVersion")
             while not done:
                 if msg != last:
@@ -133,12 +134,7 @@ def run_status(session: Session, args: argparse.Namespace) -> int:
                         if etype == "DELETED":
                             raise CliError(f'deployment "{name}" was deleted')
                         dep = obj
-                        status = dep.get("status") or {}
-                        bar.update(
-                            task,
-                            completed=status.get("updatedReplicas", 0),
-                            total=max(1, (dep.get("spec") or {}).get("replicas", 1)),
-                        )
+                        _show(bar, task, dep)
                         msg, done = status_message(dep)
                         if done:
                             break
@@ -151,6 +147,27 @@ def run_status(session: Session, args: argparse.Namespace) -> int:
                     msg, done = status_message(dep)
         session.print(msg)
     return 0
+
+
+def progress_console(session: Session) -> Any:
+    """A rich Console on the session's stderr when that is a terminal, else None (no bar)."""
+    if not (hasattr(session.err, "isatty") and session.err.isatty()):
+        return None
+    from rich.console import Console
+
+    return Console(file=session.err)
+
+
+def _show(bar: Any, task: Any, dep: Obj) -> None:
+    """Redraw the bar with the Deployment's updated and ready replicas (out of spec.replicas)."""
+    status = dep.get("status") or {}
+    bar.update(
+        task,
+        completed=status.get("updatedReplicas", 0),
+        total=max(1, (dep.get("spec") or {}).get("replicas", 1)),
+        ready=status.get("readyReplicas", 0),
+    )
+    bar.refresh()
 
 
 def _null_console() -> Any:
@@ -203,9 +220,8 @@ def run_history(session: Session, args: argparse.Namespace) -> int:
         for rs in rss:
             cause = (rs["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>")
             lines.append([str(_revision(rs)), cause])
-        from cli.output import pad_columns
-
-        session.out.write(pad_columns(lines) + "\n")
+        width = max(len(cells[0]) for cells in lines) + 2  # kubectl's tabwriter: padding 2
+        session.out.write("".join(f"{r.ljust(width)}{c}\n" for r, c in lines) + "\n")
     return 0
 
 

@@ -154,3 +154,23 @@ def test_console_script_dispatches_components_and_verbs(api):
         "down": "cli.cluster.down",
         "status": "cli.cluster.status",
     }
+
+
+@pytest.mark.parametrize("debug", ["", "1"], ids=["plain", "TUG_DEBUG"])
+def test_an_unexpected_exception_is_one_line(api, monkeypatch, debug):
+    """A bug inside a verb: ``error: Type: message``, exit 1; the traceback only on request."""
+    from cli.verbs import info
+
+    def broken(session, args):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(info, "run_version", broken)
+    monkeypatch.setenv("TUG_DEBUG", debug)
+    res = run_tug("--kubeconfig", api.kubeconfig, "version")
+    assert res.code == 1
+    assert res.err.splitlines()[-1] == "error: KeyError: 'surprise'"
+    if debug:
+        assert res.err.startswith("Traceback (most recent call last):")
+        assert "in broken" in res.err
+    else:
+        assert res.err.count("\n") == 1

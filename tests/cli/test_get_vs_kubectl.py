@@ -129,3 +129,127 @@ def test_kubectl_then_tug_apply_is_unchanged(tug, kubectl, ns, tmp_path):
     f.write_text(APP.replace("nginx:1.25", "nginx:1.26"))
     assert tug("apply", "-f", str(f), "-n", ns).out.startswith("deployment.apps/web configured")
     assert kubectl("apply", "-f", str(f), "-n", ns).out.startswith("deployment.apps/web unchanged")
+
+
+MORE = """\
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: rs1, labels: {app: rs1}}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: rs1}}
+  template:
+    metadata: {labels: {app: rs1}}
+    spec: {containers: [{name: a, image: "busybox:1.35"}, {name: b, image: "nginx:1.25"}]}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: cpu}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: ReplicaSet, name: rs1}
+  minReplicas: 2
+  maxReplicas: 6
+  metrics:
+  - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: mem}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 3
+  metrics:
+  - {type: Resource, resource: {name: memory, target: {type: AverageValue, averageValue: 100Mi}}}
+  - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: plain}
+stringData: {user: admin, password: s3cret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: cert}
+type: kubernetes.io/tls
+data: {tls.crt: Y3J0, tls.key: a2V5}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: empty}
+type: example.com/custom
+"""
+
+
+def _event(ns: str, name: str, kind: str, obj: str, reason: str, etype: str, ago: int) -> dict:
+    from datetime import UTC, datetime, timedelta
+
+    when = (datetime.now(UTC) - timedelta(seconds=ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": ns},
+        "involvedObject": {"kind": kind, "name": obj, "namespace": ns},
+        "reason": reason,
+        "message": f"{reason} happened to {obj}",
+        "type": etype,
+        "source": {"component": "tester"},
+        "count": 2,
+        "firstTimestamp": when,
+        "lastTimestamp": when,
+    }
+
+
+@pytest.fixture
+def more_ns(tug, ns, api):
+    """A ReplicaSet and two HPAs with a status written by hand, three Secrets, two Events."""
+    from machinery.kinds import builtin, lookup
+
+    res = tug("apply", "-f", "-", "-n", ns, stdin=APP + "---\n" + MORE)
+    assert res.code == 0, res.err
+    client = api.client()
+    rs = client.get(lookup("replicasets"), "rs1", ns)
+    rs["status"] = {"replicas": 3, "readyReplicas": 2, "availableReplicas": 2}
+    client.update(lookup("replicasets"), rs, subresource="status")
+    hpas = builtin("autoscaling/v2", "HorizontalPodAutoscaler")
+    hpa = client.get(hpas, "cpu", ns)
+    hpa["status"] = {
+        "currentReplicas": 3,
+        "desiredReplicas": 3,
+        "currentMetrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "current": {"averageUtilization": 42, "averageValue": "42m"},
+                },
+            }
+        ],
+    }
+    client.update(hpas, hpa, subresource="status")
+    events = lookup("events")
+    client.create(events, _event(ns, "e1", "Pod", "solo", "Pulled", "Normal", 300), ns)
+    client.create(events, _event(ns, "e2", "ReplicaSet", "rs1", "FailedCreate", "Warning", 90), ns)
+    return ns
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replicasets"],
+        ["rs", "-o", "wide"],
+        ["rs", "rs1", "--show-labels"],
+        ["hpa"],
+        ["hpa", "-o", "wide"],
+        ["secrets"],
+        ["secret", "cert", "plain", "-o", "wide"],
+        ["events"],
+        ["events", "-o", "wide"],
+        ["rs,hpa,secrets"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_more_kinds_like_kubectl(tug, kubectl, more_ns, argv):
+    mine = tug("get", *argv, "-n", more_ns)
+    theirs = kubectl("get", *argv, "-n", more_ns)
+    assert mine.code == theirs.code == 0, (mine.err, theirs.err)
+    assert _norm(mine.out) == _norm(theirs.out)
