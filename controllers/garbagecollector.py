@@ -1,9 +1,15 @@
 """Garbage collector: deletes objects whose owners are gone, per Kubernetes' propagation rules.
 
-Wiring: one informer per kind in :data:`machinery.kinds.BUILTIN` that can be listed and watched
-(events excepted). Their handlers maintain an in-memory graph of ownerReferences (uid → node with
-owners and dependents); an owner referenced before it is seen is a *virtual* node. Handlers only
-update the graph and enqueue ``delete:<uid>`` or ``orphan:<uid>`` keys.
+Wiring: one shared informer per kind in :data:`machinery.kinds.BUILTIN` that can be listed,
+watched and deleted (events excepted), plus a *monitor* (an informer of the collector's own) for
+every other such kind the server's discovery lists (:mod:`controllers.discovery`; custom
+resources). ``reconcile("resync:")`` runs discovery and starts or stops monitors; it is enqueued
+at start and whenever a CustomResourceDefinition changes, and requeued while a CRD's resource is
+not yet in discovery, so the graph covers custom-resource owners and dependents too (as
+Kubernetes' collector does by resyncing its monitors from discovery). All their handlers
+maintain one in-memory graph of ownerReferences (uid → node with owners and dependents); an owner
+referenced before it is seen is a *virtual* node. Handlers only update the graph and enqueue
+``delete:<uid>`` or ``orphan:<uid>`` keys.
 
 ``reconcile("delete:<uid>")`` (Kubernetes ``attemptToDeleteItem``) re-reads the object live and
 classifies each owner: *solid* (exists with that uid), *dangling* (404 or another uid: verified
@@ -26,16 +32,19 @@ Finalizers are removed with a JSON patch guarded by ``resourceVersion``; a confl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from controllers.discovery import preferred_types
 from controllers.objects import finalizers_of, is_deleting, meta, uid_of
 from machinery import errors
 from machinery.controller import Result
-from machinery.informer import InformerFactory
-from machinery.kinds import BUILTIN, ResourceType, builtin
+from machinery.informer import Informer, InformerFactory, Store
+from machinery.kinds import BUILTIN, ResourceType, builtin, lookup
 from machinery.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,9 @@ Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 _IGNORED = {("", "events"), ("events.k8s.io", "events")}
+CRDS = lookup("customresourcedefinitions")
+RESYNC = "resync:"
+DISCOVERY_RETRY = 1.0  # seconds before looking again for a CRD not yet in discovery
 
 
 def collectable_types(types: tuple[ResourceType, ...] = BUILTIN) -> list[ResourceType]:
@@ -96,6 +108,9 @@ class GarbageCollector:
         self.queue = queue or WorkQueue(name=self.name)
         self.types = types if types is not None else collectable_types()
         self.nodes: dict[str, Node] = {}
+        self.discovered: dict[tuple[str, str], ResourceType] = {}  # (apiVersion, kind) → type
+        self.crds: Store | None = None  # the CRD cache, when wired by from_factory
+        self.monitors: dict[tuple[str, str], tuple[Informer, asyncio.Task[None]]] = {}
 
     @classmethod
     def from_factory(
@@ -104,15 +119,30 @@ class GarbageCollector:
         gc = cls(factory.client, **kw)
         for rt in gc.types:
             factory.informer(rt).add_handler(gc.observe, lambda _o, new: gc.observe(new), gc.forget)
+        crds = factory.informer(CRDS)
+        gc.crds = crds.store
+        crds.add_handler(gc.on_crd, lambda _old, new: gc.on_crd(new), gc.on_crd)
+        gc.queue.add(RESYNC)
         return gc
 
+    async def aclose(self) -> None:
+        """Stop every monitor (the shared informers are the factory's to stop)."""
+        tasks = [task for _, task in self.monitors.values()]
+        self.monitors.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     # -- graph maintenance (event handlers) ----------------------------------------------------
+
+    def on_crd(self, _crd: Obj) -> None:
+        self.queue.add(RESYNC)
 
     def _rt_of(self, api_version: str, kind: str) -> ResourceType | None:
         try:
             return builtin(api_version, kind)
         except KeyError:
-            return None
+            return self.discovered.get((api_version, kind))
 
     def _owner_namespace(self, ref: Obj, dependent_ns: str) -> str:
         rt = self._rt_of(ref.get("apiVersion", ""), ref.get("kind", ""))
@@ -215,12 +245,63 @@ class GarbageCollector:
     # -- reconcile -----------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> Result | None:
+        if key == RESYNC:
+            return await self._resync_monitors()
         action, _, uid = key.partition(":")
         if action == "orphan":
             await self._orphan_dependents(uid)
         else:
             await self._attempt_to_delete(uid)
         return None
+
+    async def _resync_monitors(self) -> Result | None:
+        """Monitor every collectable kind discovery lists that no shared informer covers."""
+        found = await preferred_types(self.client)
+        wanted = {
+            (rt.group, rt.plural): rt
+            for rt in collectable_types(tuple(found.types))
+            if (rt.group, rt.plural) not in {(t.group, t.plural) for t in self.types}
+        }
+        newly_known = set()
+        for rt in wanted.values():
+            key = (rt.api_version, rt.kind)
+            if key not in self.discovered:
+                newly_known.add(key)
+            self.discovered[key] = rt
+        for gr, (_, task) in list(self.monitors.items()):
+            if gr not in wanted:
+                log.info("garbage collector: no longer monitoring %s", ".".join(gr))
+                del self.monitors[gr]
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for gr, rt in wanted.items():
+            if gr not in self.monitors:
+                self.monitors[gr] = self._start_monitor(rt)
+        # references that could not be checked while their kind was unknown: check them now
+        for node in list(self.nodes.values()):
+            if node.virtual and (node.api_version, node.kind) in newly_known:
+                for dep in node.dependents:
+                    self._enqueue_delete(dep)
+        if self._crds_missing(wanted):
+            return Result(requeue_after=DISCOVERY_RETRY)
+        return None
+
+    def _start_monitor(self, rt: ResourceType) -> tuple[Informer, asyncio.Task[None]]:
+        log.info("garbage collector: monitoring %s.%s", rt.plural, rt.group)
+        inf = Informer(self.client, rt)
+        inf.add_handler(self.observe, lambda _o, new: self.observe(new), self.forget)
+        return inf, asyncio.create_task(inf.run(), name=f"gc-monitor-{rt.plural}.{rt.group}")
+
+    def _crds_missing(self, wanted: dict[tuple[str, str], ResourceType]) -> bool:
+        """True while a CRD in the cache is not (yet) served according to discovery."""
+        for crd in self.crds.list() if self.crds is not None else []:
+            spec = crd.get("spec") or {}
+            names = spec.get("names") or {}
+            gr = (spec.get("group") or "", names.get("plural") or "")
+            if not is_deleting(crd) and gr not in wanted:
+                return True
+        return False
 
     async def _live(self, node: Node) -> Obj | None:
         rt = self._rt_of(node.api_version, node.kind)

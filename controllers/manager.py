@@ -1,14 +1,16 @@
 """The controller-manager: every controller on shared informers, behind leader election.
 
-``tug controller-manager --server URL [--kubeconfig F] [--workers N] [--leader-elect]``
+``tug controller-manager --server URL [--kubeconfig F] [--workers N] [--leader-elect]
+[--concurrent-deployment-syncs N ...]``
 
 Contract: only the holder of the Lease ``kube-system/tug-controller-manager`` runs controllers.
 On winning it builds one :class:`~machinery.informer.InformerFactory`, lets every controller
-register its informers and handlers, waits for the caches to sync, then runs ``--workers``
-workers per controller (:func:`machinery.controller.run_workers`). On losing the lease every
-worker and informer is stopped and the process campaigns again from scratch. A standby keeps
-serving ``/healthz``. ``/metrics`` serves the Prometheus default registry: work-queue depth,
-reconcile latency and outcomes, errors (labelled by controller).
+register its informers and handlers, waits for the caches to sync, then runs each controller's
+workers (:func:`machinery.controller.run_workers`): as many as its kube-controller-manager flag
+says (``--concurrent-deployment-syncs`` ..., :data:`CONCURRENCY_FLAGS`), else ``--workers``.
+On losing the lease every worker and informer is stopped and the process campaigns again from
+scratch. A standby keeps serving ``/healthz``. ``/metrics`` serves the Prometheus default
+registry: work-queue depth, reconcile latency and outcomes, errors (labelled by controller).
 """
 
 from __future__ import annotations
@@ -70,6 +72,33 @@ CONTROLLERS: dict[str, tuple[Callable[..., Any], str]] = {
     "root-ca-cert-publisher": (RootCACertPublisher.from_factory, "root-ca-cert-publisher"),
 }
 
+# controller name → kube-controller-manager's flag for its worker count (an alias may follow)
+CONCURRENCY_FLAGS: dict[str, tuple[str, ...]] = {
+    "deployment": ("--concurrent-deployment-syncs",),
+    "replicaset": ("--concurrent-replicaset-syncs",),
+    "garbagecollector": ("--concurrent-gc-syncs",),
+    "namespace": ("--concurrent-namespace-syncs",),
+    "endpointslice": (
+        "--concurrent-service-endpoint-syncs",
+        "--concurrent-endpointslice-syncs",
+    ),
+    "horizontalpodautoscaler": ("--concurrent-horizontal-pod-autoscaler-syncs",),
+    "resourcequota": ("--concurrent-resource-quota-syncs",),
+}
+
+
+def _dest(controller: str) -> str:
+    return f"concurrent_{controller.replace('-', '_')}"
+
+
+def worker_counts(args: argparse.Namespace) -> dict[str, int]:
+    """Pure: each controller's worker count from the parsed flags (``--workers`` by default)."""
+    counts = {}
+    for name in CONTROLLERS:
+        given = getattr(args, _dest(name), None) if name in CONCURRENCY_FLAGS else None
+        counts[name] = given if given is not None else args.workers
+    return counts
+
 
 class ControllerManager:
     def __init__(
@@ -85,9 +114,11 @@ class ControllerManager:
         retry_period: float = 2,
         resync_period: float | None = 300.0,
         options: dict[str, dict[str, Any]] | None = None,
+        worker_counts: dict[str, int] | None = None,
     ) -> None:
         self.client = client
         self.workers = workers
+        self.worker_counts = worker_counts or {}  # controller name → workers (else ``workers``)
         self.enabled = controllers or list(CONTROLLERS)
         self.leader_elect = leader_elect
         self.identity = identity or f"{socket.gethostname()}_{uuid.uuid4()}"
@@ -129,12 +160,19 @@ class ControllerManager:
             async with asyncio.TaskGroup() as tg:
                 for ctl in ctls:
                     tg.create_task(
-                        run_workers(ctl.queue, ctl.reconcile, self.workers, name=ctl.name)
+                        run_workers(
+                            ctl.queue,
+                            ctl.reconcile,
+                            self.worker_counts.get(ctl.name, self.workers),
+                            name=ctl.name,
+                        )
                     )
         finally:
             self.leading = self.synced = False
             for ctl in ctls:
                 ctl.queue.shutdown()
+                if (aclose := getattr(ctl, "aclose", None)) is not None:
+                    await aclose()  # informers a controller started itself
             await factory.stop()
             for recorder in recorders:
                 with contextlib.suppress(Exception):
@@ -206,7 +244,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--server", help="API server URL (default: from the kubeconfig)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
-    p.add_argument("--workers", type=int, default=5, help="workers per controller")
+    p.add_argument(
+        "--workers", type=int, default=5, help="workers per controller without a flag of its own"
+    )
+    for name, flags in CONCURRENCY_FLAGS.items():
+        p.add_argument(
+            *flags,
+            dest=_dest(name),
+            type=int,
+            metavar="N",
+            help=f"workers of the {name} controller (default: --workers)",
+        )
     p.add_argument(
         "--controllers", default=",".join(CONTROLLERS), help="comma-separated controllers to run"
     )
@@ -291,6 +339,7 @@ async def _main(args: argparse.Namespace) -> None:
     manager = ControllerManager(
         client,
         workers=args.workers,
+        worker_counts=worker_counts(args),
         controllers=args.controllers.split(","),
         leader_elect=args.leader_elect,
         identity=args.identity,

@@ -3,12 +3,15 @@
 Wiring: an informer on Namespaces; a namespace with ``deletionTimestamp`` is enqueued.
 
 ``reconcile(name)``: once a namespace is being deleted, its ``status.phase`` is Terminating
-(written if the API server has not). Every namespaced kind that can be listed and deleted is
-listed live in it and each object not already going away is deleted (Background). If anything
-remains, the conditions ``NamespaceContentRemaining`` / ``NamespaceFinalizersRemaining`` say
-what, with Kubernetes' reasons and messages, and the key is looked at again shortly. When
-nothing remains, ``kubernetes`` is removed from ``spec.finalizers`` with a PUT to the
-``finalize`` subresource, after which the API server deletes the namespace.
+(written if the API server has not). Every namespaced kind the server's discovery lists
+(:mod:`controllers.discovery`: built-in kinds and custom resources alike) that can be listed and
+deleted is listed live in it and each object not already going away is deleted (Background). If
+anything remains, or a group could not be discovered, the conditions
+``NamespaceDeletionDiscoveryFailure`` / ``NamespaceDeletionContentFailure`` /
+``NamespaceContentRemaining`` / ``NamespaceFinalizersRemaining`` say what, with Kubernetes'
+reasons and messages, and the key is looked at again shortly. When nothing remains,
+``kubernetes`` is removed from ``spec.finalizers`` with a PUT to the ``finalize`` subresource,
+after which the API server deletes the namespace.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controllers.conditions import new_condition, set_condition
+from controllers.discovery import preferred_types
 from controllers.objects import finalizers_of, is_deleting, meta, name_of
 from machinery import errors
 from machinery.controller import Result
@@ -50,7 +54,26 @@ def namespaced_types(types: tuple[ResourceType, ...] = BUILTIN) -> list[Resource
 
 
 def _group_resource(rt: ResourceType) -> str:
-    return f"{rt.plural}.{rt.group}"
+    """Kubernetes' ``GroupResource.String()``: ``configmaps``, ``deployments.apps``."""
+    return f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+
+
+# condition type → (reason, message) while all is well, as Kubernetes' namespace deleter says
+_OK = {
+    "NamespaceDeletionDiscoveryFailure": (
+        "ResourcesDiscovered",
+        "All resources successfully discovered",
+    ),
+    "NamespaceDeletionContentFailure": (
+        "ContentDeleted",
+        "All content successfully deleted, may be waiting on finalization",
+    ),
+    "NamespaceContentRemaining": ("ContentRemoved", "All content successfully removed"),
+    "NamespaceFinalizersRemaining": (
+        "ContentHasNoFinalizers",
+        "All content-preserving finalizers finished",
+    ),
+}
 
 
 class NamespaceController:
@@ -68,7 +91,7 @@ class NamespaceController:
         self.client = client
         self.namespaces = namespaces
         self.queue = queue or WorkQueue(name=self.name)
-        self.types = types if types is not None else namespaced_types()
+        self.types = types  # None: ask the server's discovery on every pass
         self.now = now
 
     @classmethod
@@ -94,7 +117,8 @@ class NamespaceController:
         remaining: Counter[str] = Counter()
         finalizers: Counter[str] = Counter()
         failures: list[str] = []
-        for rt in self.types:
+        types, undiscovered = await self._types()
+        for rt in types:
             try:
                 items = (await self.client.list_all(rt, key)).get("items") or []
             except (errors.NotFound, errors.MethodNotAllowed):
@@ -106,8 +130,8 @@ class NamespaceController:
                     remaining[_group_resource(rt)] += 1
                     for f in finalizers_of(item):
                         finalizers[f] += 1
-        if remaining or failures:
-            await self._write_status(ns, remaining, finalizers, failures)
+        if remaining or failures or undiscovered:
+            await self._write_status(ns, remaining, finalizers, failures, undiscovered)
             return Result(requeue_after=RECHECK_SECONDS)
         body = copy.deepcopy(ns)
         body["spec"]["finalizers"] = [f for f in body["spec"]["finalizers"] if f != FINALIZER]
@@ -116,6 +140,13 @@ class NamespaceController:
         except errors.NotFound:
             pass
         return None
+
+    async def _types(self) -> tuple[list[ResourceType], dict[str, str]]:
+        """The namespaced types to empty, and the group versions discovery failed for."""
+        if self.types is not None:
+            return self.types, {}
+        found = await preferred_types(self.client)
+        return namespaced_types(tuple(found.types)), found.failed
 
     async def _delete_all(
         self, rt: ResourceType, namespace: str, items: list[Obj], failures: list[str]
@@ -138,7 +169,12 @@ class NamespaceController:
         await asyncio.gather(*(one(i) for i in items))
 
     async def _write_status(
-        self, ns: Obj, remaining: Counter[str], finalizers: Counter[str], failures: list[str]
+        self,
+        ns: Obj,
+        remaining: Counter[str],
+        finalizers: Counter[str],
+        failures: list[str],
+        undiscovered: dict[str, str],
     ) -> None:
         status = copy.deepcopy(ns.get("status") or {})
         status["phase"] = "Terminating"
@@ -148,21 +184,25 @@ class NamespaceController:
             if active:
                 c = new_condition(ctype, "True", reason, message, now, with_update_time=False)
             else:
+                ok_reason, ok_message = _OK[ctype]
                 c = new_condition(
-                    ctype,
-                    "False",
-                    "ContentDeleted",
-                    "All content successfully deleted, may be waiting on finalization",
-                    now,
-                    with_update_time=False,
+                    ctype, "False", ok_reason, ok_message, now, with_update_time=False
                 )
             set_condition(status, c)
 
         cond(
+            "NamespaceDeletionDiscoveryFailure",
+            bool(undiscovered),
+            "DiscoveryFailed",
+            f"Discovery failed for some groups, {len(undiscovered)} failing: "
+            + ", ".join(f"{gv}: {e}" for gv, e in sorted(undiscovered.items())),
+        )
+        cond(
             "NamespaceDeletionContentFailure",
             bool(failures),
             "ContentDeletionFailed",
-            "Failed to delete all resource types, " + "; ".join(failures[:5]),
+            f"Failed to delete all resource types, {len(failures)} remaining: "
+            + ", ".join(failures[:5]),
         )
         cond(
             "NamespaceContentRemaining",

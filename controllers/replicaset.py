@@ -64,6 +64,7 @@ REPLICASETS = lookup("replicasets")
 BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH = 1
 REPLICA_FAILURE = "ReplicaFailure"
+NAMESPACE_TERMINATING = "NamespaceTerminating"  # the StatusCause type of such a refusal
 
 
 class Recorder(Protocol):
@@ -361,10 +362,9 @@ class ReplicaSetController:
             async def create_one() -> None:
                 try:
                     pod = await self.client.create(PODS, template, namespace_of(rs))
-                except errors.Forbidden:
-                    raise  # e.g. the namespace is terminating: no event
                 except Exception as e:
-                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e}")
+                    if not namespace_terminating(e):  # every create would fail: no event
+                        self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e}")
                     raise
                 self.recorder.event(
                     rs, "Normal", "SuccessfulCreate", f"Created pod: {name_of(pod)}"
@@ -404,6 +404,17 @@ class ReplicaSetController:
             return await self.client.update(REPLICASETS, body, subresource="status")
         except errors.NotFound:
             return None
+
+
+def namespace_terminating(error: Exception) -> bool:
+    """True for a create refused because its namespace is being deleted (Kubernetes' status
+    cause ``NamespaceTerminating``, or a 403 saying so from a server that sends no cause)."""
+    if not isinstance(error, errors.Forbidden):
+        return False
+    causes = error.details.get("causes") or []
+    if any(c.get("type") == NAMESPACE_TERMINATING for c in causes):
+        return True
+    return "because it is being terminated" in error.message
 
 
 def _selector(rs: Obj) -> LabelSelector:

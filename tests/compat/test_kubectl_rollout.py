@@ -52,6 +52,39 @@ def wait_until(fn, timeout: float = 60, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def deployment(k, ns: str, name: str = "web") -> dict:
+    return json.loads(k("get", "deploy", name, "-n", ns, "-o", "json").stdout)
+
+
+def observed(k, ns: str) -> dict | None:
+    """The deployment once its controller has observed its latest generation."""
+    d = deployment(k, ns)
+    seen = (d.get("status") or {}).get("observedGeneration", 0)
+    return d if seen >= d["metadata"]["generation"] else None
+
+
+def rs_names(k, ns: str) -> list[str]:
+    items = json.loads(k("get", "rs", "-n", ns, "-o", "json").stdout)["items"]
+    return [r["metadata"]["name"] for r in items]
+
+
+def replica_sets(k, ns: str) -> dict[str, tuple[str, int]]:
+    """image → (revision, spec.replicas) of every ReplicaSet (one per image)."""
+    items = json.loads(k("get", "rs", "-n", ns, "-o", "json").stdout)["items"]
+    out = {
+        r["spec"]["template"]["spec"]["containers"][0]["image"]: (
+            r["metadata"]["annotations"][REVISION],
+            r["spec"]["replicas"],
+        )
+        for r in items
+    }
+    assert len(out) == len(items), "two ReplicaSets for one image"
+    return out
+
+
 def test_deployment_rollout_lifecycle(k, ns):
     k("create", "deployment", "web", "-n", ns, "--image=tugboat/web:1", "--replicas=3")
     out = k("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s").stdout
@@ -95,12 +128,21 @@ def test_deployment_rollout_lifecycle(k, ns):
         "get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}"
     ).stdout
     assert image == "tugboat/web:2"
+    assert replica_sets(k, ns) == {  # revision 2's ReplicaSet was reused and became revision 4
+        "tugboat/web:1": ("3", 0),
+        "tugboat/web:2": ("4", 3),
+    }
+    assert set(rs_names(k, ns)) == rs_before
+    assert deployment(k, ns)["metadata"]["annotations"][REVISION] == "4"
 
     k("rollout", "pause", "deployment/web", "-n", ns)
-    k("set", "image", "deployment/web", "-n", ns, "web=tugboat/web:1")
-    time.sleep(0)  # paused: the template changed but no new ReplicaSet may appear
-    rs_paused = json.loads(k("get", "rs", "-n", ns, "-o", "json").stdout)["items"]
-    assert len(rs_paused) == 2
+    k("set", "env", "deployment/web", "-n", ns, "PAUSED=yes")  # a new pod template
+    # paused: once the controller has seen the new template (observedGeneration), it must
+    # neither create a ReplicaSet for it nor scale the existing ones
+    paused = wait_until(lambda: observed(k, ns), what="the paused template change to be observed")
+    assert paused["status"]["observedGeneration"] == paused["metadata"]["generation"]
+    assert replica_sets(k, ns) == {"tugboat/web:1": ("3", 0), "tugboat/web:2": ("4", 3)}
+    assert paused["metadata"]["annotations"][REVISION] == "4"
     undo_paused = k("rollout", "undo", "deployment/web", "-n", ns, check=False)
     assert undo_paused.returncode != 0 and "paused" in undo_paused.stderr
     k("rollout", "resume", "deployment/web", "-n", ns)

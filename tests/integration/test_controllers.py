@@ -13,6 +13,7 @@ import copy
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from controllers.deployment.revisions import REVISION, REVISION_HISTORY
@@ -27,7 +29,8 @@ from controllers.manager import LEASE_NAME, LEASE_NAMESPACE, ControllerManager
 from controllers.objects import controller_ref, is_deleting, is_pod_ready
 from machinery import errors
 from machinery.informer import Informer
-from machinery.kinds import lookup
+from machinery.kinds import ResourceType, lookup
+from machinery.leaderelection import JITTER
 
 NS, POD, RS, DEPLOY, CM, LEASE = (
     lookup(n) for n in ("namespaces", "pods", "replicasets", "deployments", "configmaps", "leases")
@@ -207,8 +210,8 @@ async def test_scale_up_and_down(cluster):
         assert f"Scaled down replica set {rs_name} to 1 from 5" in messages
 
 
-async def _count_is(cluster: Cluster, n: int) -> bool:
-    return len(await cluster.live_pods()) == n
+async def _count_is(cluster: Cluster, n: int, app: str = "web") -> bool:
+    return len(await cluster.live_pods(app)) == n
 
 
 async def test_adoption_and_release(cluster):
@@ -372,6 +375,63 @@ async def _revision_complete(cluster: Cluster, revision: str) -> dict | None:
     return d if d and d["metadata"].get("annotations", {}).get(REVISION) == revision else None
 
 
+async def _undo_to(cluster: Cluster, rs: dict) -> None:
+    """What ``kubectl rollout undo --to-revision=N`` sends: ``rs``'s template, without its
+    ``pod-template-hash``, written back into the Deployment."""
+    template = copy.deepcopy(rs["spec"]["template"])
+    template["metadata"]["labels"].pop("pod-template-hash")
+    await cluster.client.patch(
+        DEPLOY,
+        "web",
+        [{"op": "replace", "path": "/spec/template", "value": template}],
+        cluster.ns,
+        patch_type="json",
+    )
+
+
+async def test_rollback_to_an_older_revision(cluster):
+    async with cluster.kubelet():
+        await cluster.create_deployment(replicas=2)
+        await eventually(cluster.complete)
+        for revision in (2, 3):
+            await cluster.set_image(f"app:{revision}")
+            await eventually(lambda r=revision: _revision_complete(cluster, str(r)))
+        by_revision = {r["metadata"]["annotations"][REVISION]: r for r in await cluster.items(RS)}
+        assert sorted(by_revision) == ["1", "2", "3"]
+        original = by_revision["1"]
+        await _undo_to(cluster, original)
+        d = await eventually(lambda: _revision_complete(cluster, "4"), what="revision 4")
+    rss = {r["metadata"]["name"]: r for r in await cluster.items(RS)}
+    assert len(rss) == 3  # the original ReplicaSet came back; no fourth one
+    reused = rss[original["metadata"]["name"]]
+    assert reused["metadata"]["uid"] == original["metadata"]["uid"]
+    assert reused["metadata"]["annotations"][REVISION] == "4"
+    assert reused["metadata"]["annotations"][REVISION_HISTORY] == "1"
+    assert reused["spec"]["replicas"] == 2
+    assert d["metadata"]["annotations"][REVISION] == "4"
+    others = sorted(
+        (r["metadata"]["annotations"][REVISION], r["spec"]["replicas"])
+        for n, r in rss.items()
+        if n != original["metadata"]["name"]
+    )
+    assert others == [("2", 0), ("3", 0)]
+    images = {p["spec"]["containers"][0]["image"] for p in await cluster.live_pods()}
+    assert images == {"app:1"}
+
+
+async def test_min_ready_seconds_is_copied_to_replicasets(cluster):
+    await cluster.create_deployment(replicas=1, minReadySeconds=4)
+
+    async def rs_min_ready(expected: int):
+        rss = await cluster.items(RS)
+        return len(rss) == 1 and rss[0]["spec"].get("minReadySeconds") == expected and rss
+
+    [rs] = await eventually(lambda: rs_min_ready(4), what="the ReplicaSet with minReadySeconds")
+    await cluster.client.patch(DEPLOY, "web", {"spec": {"minReadySeconds": 9}}, cluster.ns)
+    [updated] = await eventually(lambda: rs_min_ready(9), what="minReadySeconds to follow")
+    assert updated["metadata"]["uid"] == rs["metadata"]["uid"]  # updated, not a new rollout
+
+
 async def test_pause_and_resume(cluster):
     async with cluster.kubelet():
         await cluster.create_deployment(replicas=2)
@@ -426,7 +486,7 @@ async def test_revision_history_cleanup(cluster):
 # -- garbage collection and namespaces ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("policy", ["Background", "Foreground", "Orphan"])
+@pytest.mark.parametrize("policy", ["Background", "Orphan"])
 async def test_deletion_propagation(cluster, policy):
     await cluster.create_deployment(replicas=2)
     await eventually(lambda: _count_is(cluster, 2))
@@ -438,8 +498,6 @@ async def test_deletion_propagation(cluster, policy):
             await cluster.deployment()
         except errors.NotFound:
             return True
-        if policy == "Foreground":  # the owner waits for its dependents
-            assert is_deleting(await cluster.deployment())
         return False
 
     await eventually(deployment_gone, what="the deployment to go")
@@ -450,96 +508,464 @@ async def test_deletion_propagation(cluster, policy):
         assert len(await cluster.live_pods()) == 2
     else:
         await eventually(lambda: _all_gone(cluster), what="ReplicaSet and pods to go")
-        if policy == "Foreground":
-            # the owner went last: nothing was left behind when it disappeared
-            assert await cluster.items(RS) == []
+
+
+async def test_foreground_deletion_removes_the_owner_last(cluster):
+    """Foreground: the Deployment stays, deleting, with the ``foregroundDeletion`` finalizer
+    while any dependent exists, and goes only after the last of them. A finalizer on one pod
+    holds the cascade so the middle state can be observed."""
+    client, ns = cluster.client, cluster.ns
+    await cluster.create_deployment(replicas=2)
+    await eventually(lambda: _count_is(cluster, 2))
+    held = (await cluster.live_pods())[0]["metadata"]["name"]
+    await client.patch(POD, held, {"metadata": {"finalizers": [HOLD]}}, ns)
+    await client.delete(DEPLOY, "web", ns, propagation_policy="Foreground")
+
+    async def observe() -> tuple[bool, int, int]:
+        """One state, the owner read first: once it is gone, no dependent may be left."""
+        try:
+            d = await cluster.deployment()
+        except errors.NotFound:
+            d = None
+        rss, left = await cluster.items(RS), await cluster.items(POD)
+        if d is None:
+            assert (rss, left) == ([], []), "the owner went before its dependents"
+        else:
+            assert is_deleting(d) and "foregroundDeletion" in d["metadata"]["finalizers"]
+        return d is not None, len(rss), len(left)
+
+    async def only_held_pod_left():
+        return await observe() == (True, 1, 1)
+
+    await eventually(only_held_pod_left, what="the cascade to stop at the held pod")
+    [rs] = await cluster.items(RS)  # deleted in the foreground too: it waits for its pod
+    assert is_deleting(rs) and "foregroundDeletion" in rs["metadata"]["finalizers"]
+    assert (await client.get(POD, held, ns))["metadata"]["deletionTimestamp"]
+
+    await _release(client, POD, held, ns)
+
+    async def owner_gone():
+        return await observe() == (False, 0, 0)
+
+    await eventually(owner_gone, what="the owner to go after its dependents")
 
 
 async def _all_gone(cluster: Cluster) -> bool:
     return not await cluster.items(RS) and not await cluster.items(POD)
 
 
+HOLD = "example.com/hold"
+
+
+async def _namespace_gone(client, name: str) -> bool:
+    try:
+        await client.get(NS, name)
+    except errors.NotFound:
+        return True
+    return False
+
+
+async def _release(client, rt, name: str, namespace: str) -> None:
+    await client.patch(rt, name, {"metadata": {"finalizers": None}}, namespace)
+
+
 async def test_namespace_deletion(cluster):
+    client, ns = cluster.client, cluster.ns
     await cluster.create_deployment(replicas=2)
-    await cluster.client.create(
+    await client.create(
         CM,
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "b"}},
-        cluster.ns,
+        ns,
     )
+    held = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "held", "finalizers": [HOLD]},
+    }
+    await client.create(CM, held, ns)
     await eventually(lambda: _count_is(cluster, 2))
-    await cluster.client.delete(NS, cluster.ns)
-    ns = await cluster.client.get(NS, cluster.ns)
-    assert ns["status"]["phase"] == "Terminating"
+    await client.delete(NS, ns)
+    assert (await client.get(NS, ns))["status"]["phase"] == "Terminating"
 
-    async def gone():
-        try:
-            await cluster.client.get(NS, cluster.ns)
-        except errors.NotFound:
-            return True
-        return False
+    async def emptied_but_held():
+        left = [
+            (rt.plural, o["metadata"]["name"])
+            for rt in (DEPLOY, RS, POD, CM)
+            for o in await cluster.items(rt)
+            if o["metadata"]["name"] != "kube-root-ca.crt"  # published into every namespace
+        ]
+        d = await client.get(NS, ns)
+        content = condition(d, "NamespaceContentRemaining")
+        return d if left == [("configmaps", "held")] and content.get("status") == "True" else None
 
-    await eventually(gone, 30, "the namespace to disappear")
+    d = await eventually(emptied_but_held, 30, "everything but the held ConfigMap to go")
+    assert d["status"]["phase"] == "Terminating"
+    content = condition(d, "NamespaceContentRemaining")
+    assert (content["reason"], content["message"]) == (
+        "SomeResourcesRemain",
+        "Some resources are remaining: configmaps has 1 resource instances",
+    )
+    fins = condition(d, "NamespaceFinalizersRemaining")
+    assert (fins["status"], fins["reason"], fins["message"]) == (
+        "True",
+        "SomeFinalizersRemain",
+        f"Some content in the namespace has finalizers remaining: {HOLD} in 1 resource instances",
+    )
+    failure = condition(d, "NamespaceDeletionContentFailure")
+    assert (failure["status"], failure["reason"]) == ("False", "ContentDeleted")
+    assert (await client.get(CM, "held", ns))["metadata"]["deletionTimestamp"]
+
+    await _release(client, CM, "held", ns)
+    await eventually(lambda: _namespace_gone(client, ns), 30, "the namespace to disappear")
+
+
+# -- custom resources --------------------------------------------------------------------------
+
+CRD = lookup("customresourcedefinitions")
+
+
+async def widget_type(client) -> ResourceType:
+    """A fresh namespaced CRD ``widgets.<random group>``, once the server serves it."""
+    group = f"w{next(_seq)}-{os.getpid()}.example.com"
+    rt = ResourceType(group, "v1", "Widget", "widgets", "widget", True)
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    await client.create(CRD, crd)
+
+    async def served():
+        return await client.list(rt)
+
+    await eventually(served, what="the CRD to be served")
+    return rt
+
+
+def widget(rt: ResourceType, name: str, **meta: Any) -> dict:
+    return {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": {"name": name, **meta}}
+
+
+def owned_by(owner: dict, **extra: Any) -> list[dict]:
+    m = owner["metadata"]
+    ref = {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": m["name"]}
+    return [{**ref, "uid": m["uid"], **extra}]
+
+
+async def test_namespace_deletion_deletes_custom_resources(cluster):
+    client, ns = cluster.client, cluster.ns
+    rt = await widget_type(client)
+    await client.create(rt, widget(rt, "plain"), ns)
+    await client.create(rt, widget(rt, "held", finalizers=[HOLD]), ns)
+    await client.delete(NS, ns)
+
+    async def only_held_left():
+        names = [w["metadata"]["name"] for w in (await client.list(rt, ns))["items"]]
+        d = await client.get(NS, ns)
+        return d if names == ["held"] and condition(d, "NamespaceContentRemaining") else None
+
+    d = await eventually(only_held_left, 30, "the plain widget to be deleted")
+    assert condition(d, "NamespaceContentRemaining")["message"] == (
+        f"Some resources are remaining: widgets.{rt.group} has 1 resource instances"
+    )
+    assert not await _namespace_gone(client, ns)  # the namespace waits for its custom resources
+
+    await _release(client, rt, "held", ns)
+
+    async def widgets_gone():
+        return not (await client.list(rt, ns))["items"]
+
+    await eventually(widgets_gone, 30, "the held widget to go")
+    await eventually(lambda: _namespace_gone(client, ns), 30, "then the namespace")
+
+
+async def test_custom_resources_own_and_are_owned(cluster):
+    """The collector's graph covers kinds served through CRDs, as owners and as dependents."""
+    client, ns = cluster.client, cluster.ns
+    rt = await widget_type(client)
+    owner = await client.create(rt, widget(rt, "owner"), ns)
+    cm = {"apiVersion": "v1", "kind": "ConfigMap"}
+    await client.create(
+        CM, {**cm, "metadata": {"name": "child", "ownerReferences": owned_by(owner)}}, ns
+    )
+    parent = await client.create(CM, {**cm, "metadata": {"name": "parent"}}, ns)
+    parent = {**cm, **parent}
+    await client.create(rt, widget(rt, "dependent", ownerReferences=owned_by(parent)), ns)
+
+    await client.delete(rt, "owner", ns, propagation_policy="Background")
+
+    async def child_gone():
+        names = {c["metadata"]["name"] for c in await cluster.items(CM)}
+        return "parent" in names and "child" not in names
+
+    await eventually(child_gone, 30, "the custom resource's ConfigMap to be collected")
+
+    await client.delete(CM, "parent", ns, propagation_policy="Background")
+
+    async def dependent_gone():
+        return not (await client.list(rt, ns))["items"]
+
+    await eventually(dependent_gone, 30, "the ConfigMap's custom resource to be collected")
 
 
 # -- leader election ---------------------------------------------------------------------------
 
 
-def _start_manager(url: str, identity: str, log_path) -> subprocess.Popen:
+def _start_manager(url: str, identity: str, log_path, *extra: str) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
         "controllers.manager",
         "--server",
         url,
-        "--port",
-        "0",
         "--identity",
         identity,
-        "--leader-elect-lease-duration",
-        "3",
-        "--leader-elect-renew-deadline",
-        "2",
-        "--leader-elect-retry-period",
-        "0.5",
+        *extra,
     ]
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(cmd, stdout=log, stderr=log)
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+# -- restarts ----------------------------------------------------------------------------------
+
+
+class BoundsWatch:
+    """Checks every pod state an informer observes against a rollout's bounds."""
+
+    def __init__(self, client, namespace: str, replicas: int, surge: int, unavailable: int):
+        self.informer = Informer(client, POD, namespace=namespace)
+        self.limits = (replicas + surge, replicas - unavailable)
+        self.violations: list[str] = []
+        self.states = 0
+        self.checking = False
+        self.informer.add_handler(self.check, lambda _o, _n: self.check(), self.check)
+
+    def check(self, *_: object) -> None:
+        if not self.checking:
+            return
+        pods = [p for p in self.informer.store.list() if not is_deleting(p)]
+        ready = sum(1 for p in pods if is_pod_ready(p))
+        self.states += 1
+        if len(pods) > self.limits[0]:
+            self.violations.append(f"{len(pods)} pods > {self.limits[0]}")
+        if ready < self.limits[1]:
+            self.violations.append(f"{ready} ready < {self.limits[1]}")
+
+
+def _release_kubelet(kubelet: FakeKubelet) -> None:
+    """From now on the stand-in kubelet readies every pod, those already there included."""
+    kubelet.auto = True
+    for pod in kubelet.informer.store.list():
+        kubelet._seen(pod)
+
+
+async def _rs_sizes(cluster: Cluster) -> dict[str, int]:
+    return {
+        r["metadata"]["annotations"].get(REVISION, ""): r["spec"]["replicas"]
+        for r in await cluster.items(RS)
+    }
+
+
+async def test_restarted_manager_converges_mid_rollout_and_rollback(api, tmp_path):
+    """The controller-manager is killed (SIGKILL) half-way through a rolling update, and again
+    half-way through a rollback, and a new one started each time: every rollout completes with
+    one new (or reused) ReplicaSet, exactly ``replicas`` pods, and the surge/unavailable bounds
+    respected on every observed state. The stand-in kubelet holds new pods unready until the
+    new manager runs, so each kill lands in the same mid-rollout state."""
+    replicas, surge, unavailable = 6, 2, 1
+    client = api.async_client()
+    ns = f"restart-{os.getpid()}-{next(_seq)}"
+    await client.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    cluster = Cluster(client, ns)
+    args = ("--port", "0", "--no-leader-elect", "--controllers", "replicaset,deployment")
+    procs = [_start_manager(api.url, "first", tmp_path / "first.log", *args)]
+    bounds = BoundsWatch(client, ns, replicas, surge, unavailable)
+    watch = asyncio.create_task(bounds.informer.run())
+    try:
+        async with cluster.kubelet() as kubelet:
+            strategy = {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable},
+            }
+            await cluster.create_deployment(replicas=replicas, strategy=strategy)
+            await eventually(cluster.complete, 30, "the first rollout")
+            await eventually(lambda: _ready_count_is(bounds.informer, replicas))
+            bounds.checking = True
+
+            for step, (revision, change) in enumerate(
+                [("2", lambda: cluster.set_image("app:2")), ("3", None)], start=1
+            ):
+                kubelet.auto = False
+                if change is not None:
+                    await change()
+                    mid = {"1": replicas - unavailable, "2": surge + unavailable}
+                else:  # roll back to revision 1: its ReplicaSet becomes revision 3
+                    original = next(
+                        r
+                        for r in await cluster.items(RS)
+                        if r["metadata"]["annotations"][REVISION] == "1"
+                    )
+                    await _undo_to(cluster, original)
+                    mid = {"2": replicas - unavailable, "3": surge + unavailable}
+
+                async def half_way(mid=mid):
+                    """Stuck until new pods are ready: the old set down by maxUnavailable, the
+                    new one up to the surge limit."""
+                    sizes = await _rs_sizes(cluster)
+                    pods = await cluster.live_pods()
+                    return sizes == mid and len(pods) == replicas + surge
+
+                await eventually(half_way, 30, f"rollout {step} to stop half-way")
+                procs[-1].send_signal(signal.SIGKILL)
+                procs[-1].wait(10)
+                procs.append(_start_manager(api.url, f"m{step}", tmp_path / f"m{step}.log", *args))
+                _release_kubelet(kubelet)
+                await eventually(
+                    lambda r=revision: _revision_complete(cluster, r), 60, f"revision {revision}"
+                )
+                await eventually(lambda: _count_is(cluster, replicas), 30, f"{replicas} pods")
+
+            rss = await cluster.items(RS)
+            assert len(rss) == 2  # one new ReplicaSet; the rollback reused the original
+            assert original["metadata"]["uid"] in {r["metadata"]["uid"] for r in rss}
+            assert await _rs_sizes(cluster) == {"2": 0, "3": replicas}
+            owners = {controller_ref(p)["uid"] for p in await cluster.live_pods()}
+            assert owners == {original["metadata"]["uid"]}
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        for p in procs:
+            _stop(p)
+        await client.aclose()
+    assert bounds.violations == []
+    assert bounds.states > 2 * replicas  # the check ran through both rollouts
+
+
+LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 3.0, 2.0, 0.5
+LEASE_ARGS = (
+    "--leader-elect-lease-duration",
+    str(LEASE_DURATION),
+    "--leader-elect-renew-deadline",
+    str(RENEW_DEADLINE),
+    "--leader-elect-retry-period",
+    str(RETRY_PERIOD),
+)
+# Kubernetes' bound (client-go leaderelection, which machinery.leaderelection follows): a
+# standby may take a lease once leaseDuration has passed since it last saw the lease change,
+# and it looks every retryPeriod (jittered up to x1.2). So measured from the dead leader's last
+# renewal: at most one retry period to see that renewal, the lease duration, one more retry
+# period to act, plus the time of the API calls themselves.
+TAKEOVER_BOUND = LEASE_DURATION + 2 * RETRY_PERIOD * JITTER
+API_CALLS = 0.5  # a GET and an update, on a loaded two-core machine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _micro_time(value: str) -> float:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+async def _scrape(port: int, path: str = "/metrics") -> str:
+    async with httpx.AsyncClient(timeout=5) as http:
+        return (await http.get(f"http://127.0.0.1:{port}{path}")).text
+
+
+def _reconciles(metrics: str) -> list[str]:
+    return [
+        ln for ln in metrics.splitlines() if ln.startswith("tugboat_controller_reconcile_total{")
+    ]
+
+
 async def test_leader_failover(api, tmp_path):
     client = api.async_client()
-    procs = {name: _start_manager(api.url, name, tmp_path / f"{name}.log") for name in "ab"}
+    ports = {name: _free_port() for name in "ab"}
+    procs = {
+        name: _start_manager(
+            api.url, name, tmp_path / f"{name}.log", "--port", str(port), *LEASE_ARGS
+        )
+        for name, port in ports.items()
+    }
     try:
 
+        async def lease():
+            return (await client.get(LEASE, LEASE_NAME, LEASE_NAMESPACE)).get("spec") or {}
+
         async def holder():
-            lease = await client.get(LEASE, LEASE_NAME, LEASE_NAMESPACE)
-            return (lease.get("spec") or {}).get("holderIdentity")
+            spec = await lease()
+            return spec if spec.get("holderIdentity") in procs else None
 
-        first = await eventually(holder, 20, "a leader")
-        assert first in procs
-        await asyncio.sleep(1.5)  # a standby does not steal a renewed lease
-        assert await holder() == first
-        procs[first].send_signal(signal.SIGKILL)  # no chance to release the lease
-        procs[first].wait(10)
-        killed_at = time.monotonic()
-        other = next(n for n in procs if n != first)
+        first = (await eventually(holder, 20, "a leader"))["holderIdentity"]
+        standby = next(n for n in procs if n != first)
+        transitions = (await lease()).get("leaseTransitions")
 
-        async def taken_over():
-            return await holder() == other
-
-        await eventually(taken_over, 10, "the standby to take over")
-        assert time.monotonic() - killed_at < 3 + 2.5  # lease duration plus retry slack
+        # while the leader lives it does the work, and the standby does none
         ns = f"failover-{os.getpid()}"
         await client.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         c = Cluster(client, ns)
-        await c.create_deployment(replicas=2)
-        await eventually(lambda: _count_is(c, 2), 20, "the new leader to reconcile")
+        await c.create_deployment(name="before", replicas=2)
+        await eventually(lambda: _count_is(c, 2, "before"), 20, "the leader to reconcile")
+        await asyncio.sleep(1.5)  # a window in which a standby must not steal a renewed lease
+        assert (await lease()).get("holderIdentity") == first
+        assert (await lease()).get("leaseTransitions") == transitions
+        assert _reconciles(await _scrape(ports[first]))
+        assert _reconciles(await _scrape(ports[standby])) == []
+        assert await _scrape(ports[standby], "/healthz") == "ok"
+
+        procs[first].send_signal(signal.SIGKILL)  # no chance to release the lease
+        procs[first].wait(10)
+        last_renewal = _micro_time((await lease())["renewTime"])
+
+        async def taken_over():
+            spec = await lease()
+            return spec if spec.get("holderIdentity") == standby else None
+
+        spec = await eventually(taken_over, 10 * TAKEOVER_BOUND, "the standby to take over")
+        waited = _micro_time(spec["acquireTime"]) - last_renewal
+        assert LEASE_DURATION - API_CALLS <= waited <= TAKEOVER_BOUND + API_CALLS, waited
+        assert spec["leaseTransitions"] == transitions + 1
+
+        await c.create_deployment(name="after", replicas=2)
+        await eventually(lambda: _count_is(c, 2, "after"), 20, "the new leader to reconcile")
+        metrics = await _scrape(ports[standby])
+        for family in (
+            'tugboat_workqueue_depth{name="deployment"}',
+            'tugboat_controller_reconcile_duration_seconds_count{name="deployment"}',
+            "# TYPE tugboat_controller_reconcile_errors_total counter",
+        ):
+            assert family in metrics
     finally:
         for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            _stop(p)
         await client.aclose()

@@ -244,6 +244,42 @@ async def test_create_failure_sets_replica_failure_and_raises():
     assert ctl.expectations.satisfied("ns/web")  # unobservable creations were written off
 
 
+QUOTA_MESSAGE = (
+    'pods "web-x" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2'
+)
+
+
+async def test_quota_refusal_records_failed_create_and_replica_failure():
+    """A 403 from quota admission is reported like any create error (Kubernetes' FailedCreate
+    event, ``Error creating: <message>``) and sets ReplicaFailure."""
+    client = FakeClient()
+    client.fail("create", "pods", errors.Forbidden(QUOTA_MESSAGE), times=5)
+    ctl, client, rec = controller(replicaset(4), [], client)
+    with pytest.raises(errors.Forbidden):
+        await ctl.reconcile("ns/web")
+    assert rec.events == [("Warning", "FailedCreate", f"Error creating: {QUOTA_MESSAGE}", "web")]
+    cond = client.stored(REPLICASETS, "ns", "web")["status"]["conditions"][0]
+    assert (cond["type"], cond["status"], cond["reason"], cond["message"]) == (
+        "ReplicaFailure",
+        "True",
+        "FailedCreate",
+        QUOTA_MESSAGE,
+    )
+
+
+async def test_terminating_namespace_refusal_records_no_event():
+    message = "unable to create new content in namespace ns because it is being terminated"
+    refusal = errors.Forbidden(
+        message, causes=[{"type": "NamespaceTerminating", "message": message}]
+    )
+    client = FakeClient()
+    client.fail("create", "pods", refusal)
+    ctl, client, rec = controller(replicaset(1), [], client)
+    with pytest.raises(errors.Forbidden):
+        await ctl.reconcile("ns/web")
+    assert "FailedCreate" not in rec.reasons()
+
+
 async def test_adopts_orphans_and_releases_mismatches():
     orphan = pod("orphan", owner=None)
     stray = pod("stray", labels={"app": "other"})
