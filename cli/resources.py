@@ -15,7 +15,7 @@ from typing import Any
 from cli.errors import CliError
 from machinery import errors, kinds
 from machinery.client import Client
-from machinery.kinds import ResourceType
+from machinery.kinds import ResourceType, parse_resource_list
 
 AGGREGATED = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;q=0.9"
@@ -46,33 +46,6 @@ def _from_aggregated(doc: dict[str, Any]) -> list[ResourceType]:
     return out
 
 
-def _from_resource_list(doc: dict[str, Any]) -> list[ResourceType]:
-    group, _, version = doc.get("groupVersion", "v1").rpartition("/")
-    subs: dict[str, list[str]] = {}
-    top = []
-    for r in doc.get("resources") or []:
-        base, _, sub = r["name"].partition("/")
-        if sub:
-            subs.setdefault(base, []).append(sub)
-        else:
-            top.append(r)
-    return [
-        ResourceType(
-            group,
-            version,
-            r.get("kind", ""),
-            r["name"],
-            r.get("singularName") or r.get("kind", "").lower(),
-            bool(r.get("namespaced")),
-            tuple(r.get("shortNames") or ()),
-            tuple(subs.get(r["name"], ())),
-            tuple(r.get("categories") or ()),
-            tuple(r.get("verbs") or ()),
-        )
-        for r in top
-    ]
-
-
 class Resources:
     """Discovery for one session (fetched once, on first use)."""
 
@@ -86,13 +59,13 @@ class Resources:
         core = self._json("/api", AGGREGATED)
         if core.get("kind") == "APIGroupDiscoveryList":
             return _from_aggregated(core) + _from_aggregated(self._json("/apis", AGGREGATED))
-        out = _from_resource_list(self._json("/api/v1"))
+        out = parse_resource_list(self._json("/api/v1"))
         for g in self._json("/apis").get("groups") or []:
             preferred = (g.get("preferredVersion") or {}).get("groupVersion")
             gvs = [v["groupVersion"] for v in g.get("versions") or []]
             for gv in sorted(gvs, key=lambda v: v != preferred):
                 try:
-                    out += _from_resource_list(self._json(f"/apis/{gv}"))
+                    out += parse_resource_list(self._json(f"/apis/{gv}"))
                 except errors.ApiError:
                     continue
         return out

@@ -17,39 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from machinery import errors
-from machinery.kinds import ResourceType
+from machinery.kinds import ResourceType, parse_resource_list
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-
-
-def parse_resource_list(doc: Obj) -> list[ResourceType]:
-    """Pure: the top-level resources of an ``APIResourceList`` (subresources folded in)."""
-    group, _, version = (doc.get("groupVersion") or "v1").rpartition("/")
-    subresources: dict[str, list[str]] = {}
-    top = []
-    for r in doc.get("resources") or []:
-        base, _, sub = (r.get("name") or "").partition("/")
-        if sub:
-            subresources.setdefault(base, []).append(sub)
-        elif base:
-            top.append(r)
-    return [
-        ResourceType(
-            group,
-            version,
-            r.get("kind", ""),
-            r["name"],
-            r.get("singularName") or r.get("kind", "").lower(),
-            bool(r.get("namespaced")),
-            tuple(r.get("shortNames") or ()),
-            tuple(subresources.get(r["name"], ())),
-            tuple(r.get("categories") or ()),
-            tuple(r.get("verbs") or ()),
-        )
-        for r in top
-    ]
 
 
 def with_verbs(types: Iterable[ResourceType], verbs: set[str]) -> list[ResourceType]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -316,3 +317,31 @@ def lookup(name: str) -> ResourceType:
     if rt is None:
         raise KeyError(f"unknown resource type {name!r}")
     return rt
+
+
+def parse_resource_list(doc: dict[str, Any]) -> list[ResourceType]:
+    """Pure: the top-level resources of an ``APIResourceList`` (subresources folded in)."""
+    group, _, version = (doc.get("groupVersion") or "v1").rpartition("/")
+    subresources: dict[str, list[str]] = {}
+    top = []
+    for r in doc.get("resources") or []:
+        base, _, sub = (r.get("name") or "").partition("/")
+        if sub:
+            subresources.setdefault(base, []).append(sub)
+        elif base:
+            top.append(r)
+    return [
+        ResourceType(
+            group,
+            version,
+            r.get("kind", ""),
+            r["name"],
+            r.get("singularName") or r.get("kind", "").lower(),
+            bool(r.get("namespaced")),
+            tuple(r.get("shortNames") or ()),
+            tuple(subresources.get(r["name"], ())),
+            tuple(r.get("categories") or ()),
+            tuple(r.get("verbs") or ()),
+        )
+        for r in top
+    ]
