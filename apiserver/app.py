@@ -26,9 +26,10 @@ from apiserver.crd import CrdStrategy
 from apiserver.endpoints_reconciler import EndpointsReconciler
 from apiserver.registry import Registry, WriteOptions
 from apiserver.rest import ResourceHandler
+from apiserver.service_alloc import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR
 from apiserver.serviceaccount_admission import ServiceAccountAdmission
 from apiserver.store import Store
-from apiserver.strategies import PodStrategy
+from apiserver.strategies import PodStrategy, ServiceStrategy
 from machinery import errors
 from machinery.kinds import Registry as Kinds
 from machinery.kinds import lookup
@@ -130,10 +131,19 @@ class FastPath:
 class ApiServer:
     """Everything one API server process holds."""
 
-    def __init__(self, storage_url: str, *, history: int = 50000) -> None:
+    def __init__(
+        self,
+        storage_url: str,
+        *,
+        history: int = 50000,
+        service_cidr: str = DEFAULT_SERVICE_CIDR,
+        node_ports: str = DEFAULT_NODE_PORTS,
+    ) -> None:
         self.store = Store(storage_url, history=history)
         self.kinds = Kinds()
         self.registry = Registry(self.store)
+        self.services = ServiceStrategy(self.registry, service_cidr, node_ports)
+        self.registry.strategies.register("/services", self.services)
         self.crds = CrdStrategy(self.registry, self.kinds)
         self.registry.strategies.register(
             "apiextensions.k8s.io/customresourcedefinitions", self.crds
@@ -159,9 +169,7 @@ class ApiServer:
         for _, entry in self.store.cache.list("apiextensions.k8s.io/customresourcedefinitions"):
             self.crds.serve(entry.obj)
         self.store.cache.listen("apiextensions.k8s.io/customresourcedefinitions", self.crds.follow)
-        self.store.cache.listen(
-            "/services", self.registry.strategies.by_resource["/services"].follow
-        )
+        self.store.cache.listen("/services", self.services.follow)
         await self._bootstrap()
         if self.authorization_modes is not None:
             self.authorizer = build_authorizer(self.authorization_modes, self.store.cache)
@@ -200,7 +208,7 @@ class ApiServer:
                     "labels": {"component": "apiserver", "provider": "kubernetes"},
                 },
                 "spec": {
-                    "clusterIP": "10.96.0.1",
+                    "clusterIP": self.services.ips.kubernetes_ip,
                     "ports": [
                         {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}
                     ],
@@ -249,11 +257,15 @@ def create_app(
     history: int = 50000,
     advertise: tuple[str, int] | None = None,
     security: SecurityOptions | None = None,
+    service_cidr: str = DEFAULT_SERVICE_CIDR,
+    node_ports: str = DEFAULT_NODE_PORTS,
 ) -> FastPath | Gate:
     """The ASGI application for one API server over ``storage_url``; with ``advertise``
     (address, port) it publishes itself as an endpoint of the ``kubernetes`` Service; with
     ``security`` every request is authenticated and authorized (:mod:`apiserver.auth.filters`)."""
-    server = ApiServer(storage_url, history=history)
+    server = ApiServer(
+        storage_url, history=history, service_cidr=service_cidr, node_ports=node_ports
+    )
     endpoints = EndpointsReconciler(server.registry, *advertise) if advertise else None
     metrics = metrics_api.MetricsApi(server.registry)
     for rt in metrics_api.RESOURCES:

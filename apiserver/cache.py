@@ -5,7 +5,9 @@ then follow new events. Guarantees:
 
 * events are applied in revision order, and a write is visible here before it is acknowledged;
 * a watcher receives every event after its starting revision exactly once, in order, or an error
-  (410 Expired when the start is older than the window; "too slow" when its bounded buffer fills);
+  (410 Expired when the start is older than the window, or when the cache is reloaded because the
+  store compacted events it had not applied yet; "too slow" when its bounded buffer fills, which
+  never holds up the other watchers);
 * a list at an earlier revision (the pages after the first of a paginated list) is exactly what
   the store held at that revision, rebuilt from the current objects and the window, or a
   LookupError when the window no longer reaches back that far;
@@ -46,6 +48,9 @@ class Event:
     prev: Entry | None
 
 
+#: events a watcher may have waiting before it is closed as too slow (``--watch-buffer-size``)
+WATCHER_BUFFER = 10000
+
 Filter = Callable[[dict[str, Any]], bool]
 # (event type, new object or None when deleted, previous object or None when added)
 Listener = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]
@@ -61,6 +66,13 @@ class Watcher:
     limit: int = 10000
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     closed: str | None = None
+    expired: bool = False  # closed because its next events are gone: 410, the client re-lists
+
+    def close(self, reason: str, *, expired: bool = False) -> None:
+        """End the watch: what is queued is still delivered, then the error ``reason``."""
+        if not self.closed:
+            self.closed, self.expired = reason, expired
+            self.queue.put_nowait(None)
 
     def offer(self, ev: Event, live: bool = True) -> None:
         if self.closed:
@@ -80,8 +92,7 @@ class Watcher:
             elif before and not now:
                 typ = "DELETED"
         if live and self.queue.qsize() >= self.limit:
-            self.closed = "the watcher fell too far behind"
-            self.queue.put_nowait(None)
+            self.close("the watcher fell too far behind")
             return
         self.queue.put_nowait((typ, entry))
 
@@ -124,6 +135,30 @@ class WatchCache:
                 self._rebuild_floor[rec.key.resource] = max(floor, rec.rev)
             self.events.append(Event(rec.type, rec.key, rec.rev, entry, prev))
             last[rec.key] = None if rec.type == "DELETED" else entry
+
+    def reload(
+        self, rev: int, compacted: int, objects: list[tuple[Key, int, bytes]], history: list[Record]
+    ) -> None:
+        """Start again from a newer store snapshot, when the events between the cache and the
+        store can no longer be read (compacted). Every open watch ends with 410 Expired (its
+        clients re-list); listeners hear the difference between the old and the new objects as
+        ADDED, MODIFIED and DELETED, so the state they derive stays right."""
+        for watchers in self.watchers.values():
+            for w in watchers:
+                w.close("The resourceVersion for the provided watch is too old.", expired=True)
+        old = self.objects
+        self.watchers, self.objects, self._order, self._rebuild_floor = {}, {}, {}, {}
+        self.events.clear()
+        self.load(rev, compacted, objects, history)
+        for resource, listeners in self.listeners.items():
+            before, after = old.get(resource, {}), self.objects.get(resource, {})
+            for nk in sorted(before.keys() | after.keys()):
+                b, a = before.get(nk), after.get(nk)
+                if b is not None and a is not None and a.rev == b.rev:
+                    continue
+                typ = "DELETED" if a is None else "ADDED" if b is None else "MODIFIED"
+                for listener in listeners:
+                    listener(typ, a.obj if a else None, b.obj if b else None)
 
     def apply(self, typ: str, key: Key, rev: int, obj: dict[str, Any], raw: bytes) -> None:
         """Record one committed change (in revision order) and fan it out to watchers."""
@@ -220,7 +255,7 @@ class WatchCache:
         ``since`` is older than the window."""
         if since < self.oldest:
             raise LookupError(f"too old resource version: {since} ({self.oldest + 1})")
-        w = Watcher(resource, namespace, predicate)
+        w = Watcher(resource, namespace, predicate, limit=WATCHER_BUFFER)
         for ev in self.events:
             if ev.rev > since and ev.key.resource == resource:
                 w.offer(ev, live=False)

@@ -12,10 +12,17 @@ import sys
 
 import uvicorn
 
+from apiserver import cache, tolerations
 from apiserver.app import create_app
 from apiserver.auth import flags as security_flags
 from apiserver.limits import LimitConfig, Limits
 from apiserver.portforward import WebSocketProtocol
+from apiserver.service_alloc import (
+    DEFAULT_NODE_PORTS,
+    DEFAULT_SERVICE_CIDR,
+    IPAllocator,
+    parse_port_range,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +42,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--history", type=int, default=50000, help="revisions kept for watches before 410 Expired"
     )
+    p.add_argument(
+        "--watch-buffer-size",
+        type=int,
+        default=cache.WATCHER_BUFFER,
+        help="events a watch may have waiting for its client before it is closed as too slow",
+    )
+    for taint in ("not-ready", "unreachable"):
+        p.add_argument(
+            f"--default-{taint}-toleration-seconds",
+            type=int,
+            default=tolerations.DEFAULT_TOLERATION_SECONDS,
+            help=f"tolerationSeconds of the toleration for node.kubernetes.io/{taint}:NoExecute "
+            "added to every pod that has none",
+        )
     p.add_argument(
         "--max-requests-inflight",
         type=int,
@@ -57,6 +78,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="requests a second per client address, a token bucket (0: off)",
     )
     p.add_argument("--client-burst", type=int, default=100, help="token bucket size per client")
+    p.add_argument(
+        "--service-cluster-ip-range",
+        type=_service_cidr,
+        default=DEFAULT_SERVICE_CIDR,
+        help="CIDR ClusterIPs are allocated from (its first address is the kubernetes Service's)",
+    )
+    p.add_argument(
+        "--service-node-port-range",
+        type=_port_range,
+        default=DEFAULT_NODE_PORTS,
+        help="range node ports are allocated from, e.g. 30000-32767",
+    )
     p.add_argument("--log-level", default="warning")
     security_flags.add_flags(p)
     return p.parse_args(argv)
@@ -71,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     # rescan a large, long-lived heap every few hundred allocations; objects are JSON trees
     # without cycles, so collecting less often costs little memory and ~20% CPU per write.
     gc.set_threshold(100_000, 50, 100)
+    cache.WATCHER_BUFFER = args.watch_buffer_size
+    tolerations.configure(
+        args.default_not_ready_toleration_seconds, args.default_unreachable_toleration_seconds
+    )
     sec = security_flags.resolve(
         args, (args.bind_address, args.advertise_address), ws=WebSocketProtocol
     )
@@ -90,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     advertise = (args.advertise_address, args.port) if args.advertise_address else None
     config = uvicorn.Config(
         Limits(
-            create_app(storage, history=args.history, advertise=advertise, security=sec.security),
+            create_app(
+                storage,
+                history=args.history,
+                advertise=advertise,
+                security=sec.security,
+                service_cidr=args.service_cluster_ip_range,
+                node_ports=args.service_node_port_range,
+            ),
             limits(args),
         ),
         host=args.bind_address,
@@ -106,6 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     uvicorn.Server(config).run(sockets=listen_sockets(args))
     return 0
+
+
+def _service_cidr(text: str) -> str:
+    try:
+        IPAllocator(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _port_range(text: str) -> str:
+    try:
+        parse_port_range(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def listen_sockets(args: argparse.Namespace) -> list[socket.socket]:

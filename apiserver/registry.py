@@ -202,9 +202,13 @@ class Registry:
         await self.strategies.for_(rt).before_create(rt, obj, opts)
         if opts.dry_run:
             return Result(obj, 201, warnings)
-        out = await self.store.write(
-            Write("create", key_for(rt, m.get("namespace"), m["name"]), obj)
-        )
+        try:
+            out = await self.store.write(
+                Write("create", key_for(rt, m.get("namespace"), m["name"]), obj)
+            )
+        except BaseException:
+            self.strategies.for_(rt).release(rt, obj)
+            raise
         if out.error == "exists":
             self.strategies.for_(rt).release(rt, obj)
             raise already_exists(rt, m["name"])
@@ -274,6 +278,8 @@ class Registry:
                 raise
             if new == cur.obj:
                 return Result(cur.obj, 200, warnings)
+            strategy = self.strategies.for_(rt)
+            await strategy.before_update(rt, new, cur.obj, opts)
             if opts.dry_run:
                 return Result(new, 200, warnings)
             op = "update"
@@ -284,12 +290,17 @@ class Registry:
                 and self.strategies.for_(rt).ready_to_delete(rt, new)
             ):
                 op = "delete"
-            out = await self.store.write(
-                Write(op, key_for(rt, namespace, name), new, expected=cur.rev)
-            )
+            try:
+                out = await self.store.write(
+                    Write(op, key_for(rt, namespace, name), new, expected=cur.rev)
+                )
+            except BaseException:
+                strategy.abandon_update(rt, new, cur.obj)
+                raise
             if out.error is None:
-                self.strategies.for_(rt).after_write(rt, new, cur.obj if op == "update" else None)
+                strategy.after_write(rt, new, cur.obj if op == "update" else None)
                 return Result(new, 200, warnings)
+            strategy.abandon_update(rt, new, cur.obj)
             if out.error == "missing":
                 raise not_found(rt, name)
             if expected is not None:
@@ -456,9 +467,19 @@ class Registry:
                 details={"name": ns, "kind": "namespaces"},
             )
         if entry.obj["metadata"].get("deletionTimestamp"):
+            message = (
+                f"unable to create new content in namespace {ns} because it is being terminated"
+            )
             raise errors.Forbidden(
-                f"unable to create new content in namespace {ns} because it is being terminated",
+                message,
                 reason="Forbidden",
+                causes=[
+                    {
+                        "type": "NamespaceTerminating",
+                        "message": message,
+                        "field": "metadata.namespace",
+                    }
+                ],
             )
 
     def _admit(

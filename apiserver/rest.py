@@ -561,7 +561,8 @@ class ResourceHandler:
                             yield bookmark(cache.rev)
                         continue
                     if item is None:
-                        err = errors.ApiError(watcher.closed or "watch closed")
+                        kind = errors.Gone if watcher.expired else errors.ApiError
+                        err = kind(watcher.closed or "watch closed")
                         yield orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n"
                         return
                     chunk = [encode(*item)]

@@ -13,6 +13,11 @@ Two ways the cache learns about commits:
   the writer then waits until the follower has caught up with its revisions. Revisions are handed
   out under the store's head-row lock and committed in that order, so the log never shows a gap
   that a later commit fills.
+
+Every server compacts the shared log (the store lets one do it at a time, and only moves the
+compaction point forward). A follower that finds its next revision compacted away (it fell more
+than ``history`` revisions behind) reloads the cache from a snapshot and ends its watches with
+410 Expired, so that their clients re-list, rather than skip the events it never saw.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 import orjson
 
 from apiserver.cache import WatchCache
-from apiserver.storage import Backend, Key, Outcome, Write, open_backend
+from apiserver.storage import Backend, Compacted, Key, Outcome, Write, open_backend
 from machinery.aio import wait_event
 
 log = logging.getLogger(__name__)
@@ -126,6 +131,14 @@ class Store:
                 records = await loop.run_in_executor(
                     self._reader, self.backend.records_after, self.cache.rev
                 )
+            except Compacted as gone:
+                log.warning("%s: reloading the cache; open watches end with 410 Expired", gone)
+                try:
+                    await self._reload()
+                except Exception:  # the next read finds the gap again and retries
+                    log.exception("reloading the cache failed")
+                    await asyncio.sleep(1)
+                continue
             except Exception:
                 log.exception("reading the revision log failed")
                 await asyncio.sleep(1)
@@ -140,6 +153,14 @@ class Store:
             else:
                 await wait_event(self._kick, self.poll_interval)
                 self._kick.clear()
+
+    async def _reload(self) -> None:
+        """Replace the cache with a fresh snapshot of the store (see :meth:`WatchCache.reload`)."""
+        loop = asyncio.get_running_loop()
+        snap = await loop.run_in_executor(self._reader, self.backend.load, self.history)
+        self.cache.reload(snap.rev, snap.compacted, snap.objects, snap.history)
+        async with self._caught_up:
+            self._caught_up.notify_all()
 
     async def _compactor(self, every: float) -> None:
         loop = asyncio.get_running_loop()

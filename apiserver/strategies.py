@@ -7,10 +7,17 @@ what else must happen when an object is written (cluster IPs, CRD serving).
 
 from __future__ import annotations
 
-import ipaddress
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from apiserver import admission
+from apiserver.service_alloc import (
+    DEFAULT_NODE_PORTS,
+    DEFAULT_SERVICE_CIDR,
+    AllocationError,
+    IPAllocator,
+    PortAllocator,
+)
 from apiserver.serviceaccount_admission import ServiceAccountAdmission
 from apiserver.tolerations import default_toleration_seconds
 from machinery import errors
@@ -20,8 +27,7 @@ from machinery.kinds import ResourceType, lookup
 if TYPE_CHECKING:
     from apiserver.registry import Registry, WriteOptions
 
-SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
-NODE_PORTS = range(30000, 32768)
+T = TypeVar("T")
 
 
 def convertible(rt: ResourceType, api_version: str | None) -> bool:
@@ -63,6 +69,14 @@ class Strategy:
 
     def release(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """Give back what :meth:`before_create` took, after a failed create or a delete."""
+
+    async def before_update(
+        self, rt: ResourceType, new: dict[str, Any], old: dict[str, Any], opts: WriteOptions
+    ) -> None:
+        """Last step before an update is stored (allocations), after validation."""
+
+    def abandon_update(self, rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Give back what :meth:`before_update` took for an update that was not stored."""
 
     def after_write(
         self, rt: ResourceType, new: dict[str, Any] | None, old: dict[str, Any] | None
@@ -170,43 +184,59 @@ class NamespaceStrategy(Strategy):
 
 
 class ServiceStrategy(Strategy):
-    """Allocates ``spec.clusterIP`` from 10.96.0.0/16 and node ports from 30000-32767."""
+    """ClusterIPs and node ports, allocated as Kubernetes allocates them
+    (:mod:`apiserver.service_alloc`): on create; on an update that needs new ones (type
+    NodePort, ExternalName to ClusterIP); released on delete and when an update drops them
+    (leaving NodePort, going to ExternalName). A value given to a write that is not stored (a
+    failure, a dry run) is given back. The allocators hold the values of stored Services, kept
+    current by :meth:`follow` whichever API server wrote them, plus those of writes in flight
+    here."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        cidr: str = DEFAULT_SERVICE_CIDR,
+        node_ports: str = DEFAULT_NODE_PORTS,
+    ) -> None:
         super().__init__(registry)
-        self._ips: set[str] | None = None
-        self._ports: set[int] | None = None
+        self.ips = IPAllocator(cidr)
+        self.ports = PortAllocator(node_ports)
+        self._loaded = False
 
-    def _used(self) -> tuple[set[str], set[int]]:
-        if self._ips is None or self._ports is None:
-            self._ips, self._ports = set(), set()
+    def _load(self) -> None:
+        """Take the values of every stored Service (once, after the cache loaded)."""
+        if not self._loaded:
+            self._loaded = True
             for _, entry in self.registry.store.cache.list("/services"):
-                self._take(entry.obj)
-        return self._ips, self._ports
+                self._hold(entry.obj)
 
-    def _take(self, obj: dict[str, Any]) -> None:
-        assert self._ips is not None and self._ports is not None
-        spec = obj.get("spec") or {}
-        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
-            if ip and ip != "None":
-                self._ips.add(ip)
-        for p in spec.get("ports") or []:
-            if p.get("nodePort"):
-                self._ports.add(int(p["nodePort"]))
+    def _hold(self, obj: dict[str, Any]) -> None:
+        for ip in _cluster_ips(obj):
+            self.ips.hold(ip)
+        for port in _node_ports(obj):
+            self.ports.hold(port)
+
+    def _free(self, obj: dict[str, Any], keep: dict[str, Any] | None = None) -> None:
+        """Release the values of ``obj`` that ``keep`` does not have."""
+        for ip in _cluster_ips(obj) - _cluster_ips(keep):
+            self.ips.release(ip)
+        for port in _node_ports(obj) - _node_ports(keep):
+            self.ports.release(port)
 
     def prepare_create(self, rt, obj):
         obj.pop("status", None)
         obj["status"] = {"loadBalancer": {}}
 
     def prepare_update(self, rt, old, new, subresource):
+        if subresource is not None:
+            return
         ospec, nspec = old.get("spec") or {}, new.setdefault("spec", {})
-        if subresource is None and ospec.get("clusterIP") and not nspec.get("clusterIP"):
+        _drop_type_dependent_fields(ospec, nspec)
+        if not _needs_cluster_ip(nspec):
+            return
+        if ospec.get("clusterIP") and not nspec.get("clusterIP"):
             nspec["clusterIP"], nspec["clusterIPs"] = ospec["clusterIP"], ospec.get("clusterIPs")
-        if (
-            subresource is None
-            and nspec.get("clusterIP") != ospec.get("clusterIP")
-            and ospec.get("clusterIP")
-        ):
+        if ospec.get("clusterIP") and nspec.get("clusterIP") != ospec["clusterIP"]:
             raise errors.invalid(
                 "Service",
                 old["metadata"]["name"],
@@ -218,119 +248,153 @@ class ServiceStrategy(Strategy):
                     }
                 ],
             )
-        old_ports = {
-            (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-            for p in ospec.get("ports") or []
-        }
-        needs = nspec.get("type") in ("NodePort", "LoadBalancer")
-        used = self._used()[1]
-        for p in nspec.get("ports") or []:
-            if needs and not p.get("nodePort"):
-                p["nodePort"] = old_ports.get(
-                    (p.get("port"), p.get("protocol", "TCP"))
-                ) or self._free_port(used)
-                used.add(p["nodePort"])
-
-    def _free_port(self, used: set[int]) -> int:
-        for port in NODE_PORTS:
-            if port not in used:
-                return port
-        raise errors.ServiceUnavailable("no free node ports in 30000-32767")
 
     async def before_create(self, rt, obj, opts):
-        ips, ports = self._used()
-        spec = obj.setdefault("spec", {})
-        want = spec.get("clusterIP")
-        if spec.get("type") == "ExternalName":
-            return
-        if want and want != "None":
-            if ipaddress.ip_address(want) not in SERVICE_CIDR:
-                raise errors.invalid(
-                    "Service",
-                    obj["metadata"]["name"],
-                    [
-                        {
-                            "reason": "FieldValueInvalid",
-                            "field": "spec.clusterIPs",
-                            "message": f'Invalid value: "{want}": provided IP is not in the '
-                            f"valid range. The range of valid IPs is {SERVICE_CIDR}",
-                        }
-                    ],
-                )
-            if want in ips:
-                raise errors.invalid(
-                    "Service",
-                    obj["metadata"]["name"],
-                    [
-                        {
-                            "reason": "FieldValueInvalid",
-                            "field": "spec.clusterIPs",
-                            "message": f'Invalid value: ["{want}"]: failed to allocate IP {want}: '
-                            "provided IP is already allocated",
-                        }
-                    ],
-                )
-        elif not want:
-            want = next(
-                (
-                    str(ip)
-                    for ip in SERVICE_CIDR.hosts()
-                    if str(ip) not in ips
-                    and not str(ip).endswith(".0.10")
-                    and str(ip) != "10.96.0.1"
-                ),
-                None,
-            )
-            if want is None:
-                raise errors.ServiceUnavailable("no free cluster IPs")
-        spec["clusterIP"] = want
-        spec["clusterIPs"] = [want]
-        if want != "None":
-            spec.setdefault("ipFamilies", ["IPv4"])
-            spec.setdefault("ipFamilyPolicy", "SingleStack")
-        spec.setdefault("internalTrafficPolicy", "Cluster")
-        needs = spec.get("type") in ("NodePort", "LoadBalancer")
-        for p in spec.get("ports") or []:
-            if needs and not p.get("nodePort"):
-                p["nodePort"] = self._free_port(ports)
-            elif p.get("nodePort") and int(p["nodePort"]) in ports:
-                raise errors.invalid(
-                    "Service",
-                    obj["metadata"]["name"],
-                    [
-                        {
-                            "reason": "FieldValueInvalid",
-                            "field": "spec.ports[0].nodePort",
-                            "message": f"Invalid value: {p['nodePort']}: provided port is "
-                            "already allocated",
-                        }
-                    ],
-                )
-        if needs:
-            spec.setdefault("externalTrafficPolicy", "Cluster")
-        if not opts.dry_run:
-            self._take(obj)
+        self._allocate(obj, None, opts.dry_run)
 
     def release(self, rt, obj):
+        self._load()
         self._free(obj)
 
-    def _free(self, obj: dict[str, Any]) -> None:
-        ips, ports = self._used()
-        spec = obj.get("spec") or {}
-        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
-            ips.discard(ip)
-        for p in spec.get("ports") or []:
-            if p.get("nodePort"):
-                ports.discard(int(p["nodePort"]))
+    async def before_update(self, rt, new, old, opts):
+        self._allocate(new, old, opts.dry_run)
+
+    def abandon_update(self, rt, new, old):
+        self._load()
+        self._free(new, keep=old)
+
+    def _allocate(self, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool) -> None:
+        """Fill in and take the ClusterIP and node ports ``obj`` needs that ``old`` (the
+        stored object of an update) does not hold; all or nothing; a dry run takes nothing."""
+        self._load()
+        spec = obj.setdefault("spec", {})
+        held_ips, held_ports = _cluster_ips(old), _node_ports(old)
+        ips: list[str] = []
+        ports: list[int] = []
+        try:
+            if _needs_cluster_ip(spec):
+                ip = spec.get("clusterIP")
+                if not ip:
+                    ip = self._next(self.ips.allocate_next, "serviceIP")
+                    ips.append(ip)
+                elif ip != "None" and ip not in held_ips:
+                    self._take_ip(obj, ip)
+                    ips.append(ip)
+                spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
+                if ip != "None":
+                    spec.setdefault("ipFamilies", ["IPv6" if ":" in ip else "IPv4"])
+                    spec.setdefault("ipFamilyPolicy", "SingleStack")
+                spec.setdefault("internalTrafficPolicy", "Cluster")
+            if _needs_node_ports(spec):
+                for i, p in enumerate(spec.get("ports") or []):
+                    if not p.get("nodePort"):
+                        p["nodePort"] = self._next(self.ports.allocate_next, "nodePort")
+                        ports.append(p["nodePort"])
+                    elif int(p["nodePort"]) not in held_ports | set(ports):
+                        self._take_port(obj, i, int(p["nodePort"]))
+                        ports.append(int(p["nodePort"]))
+                spec.setdefault("externalTrafficPolicy", "Cluster")
+        except BaseException:
+            self._give_back(ips, ports)
+            raise
+        if dry_run:
+            self._give_back(ips, ports)
+
+    def _give_back(self, ips: list[str], ports: list[int]) -> None:
+        for ip in ips:
+            self.ips.release(ip)
+        for port in ports:
+            self.ports.release(port)
+
+    @staticmethod
+    def _next(allocate: Callable[[], T], what: str) -> T:
+        try:
+            return allocate()
+        except AllocationError as err:
+            message = f"failed to allocate a {what}: {err}"
+            raise errors.InternalError(
+                f"Internal error occurred: {message}", causes=[{"message": message}]
+            ) from None
+
+    def _take_ip(self, obj: dict[str, Any], ip: str) -> None:
+        try:
+            self.ips.allocate(ip)
+        except AllocationError as err:
+            raise errors.invalid(
+                "Service",
+                obj["metadata"]["name"],
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "spec.clusterIPs",
+                        "message": f'Invalid value: ["{ip}"]: failed to allocate IP {ip}: {err}',
+                    }
+                ],
+            ) from None
+
+    def _take_port(self, obj: dict[str, Any], index: int, port: int) -> None:
+        try:
+            self.ports.allocate(port)
+        except AllocationError as err:
+            raise errors.invalid(
+                "Service",
+                obj["metadata"]["name"],
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": f"spec.ports[{index}].nodePort",
+                        "message": f"Invalid value: {port}: {err}",
+                    }
+                ],
+            ) from None
 
     def follow(self, _typ: str, new: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
-        """Cache listener: track addresses taken or freed through any API server."""
-        if self._ips is None:
+        """Cache listener: track values taken or freed through any API server."""
+        if not self._loaded:
             return
         if old is not None:
-            self._free(old)
+            self._free(old, keep=new)
         if new is not None:
-            self._take(new)
+            self._hold(new)
+
+
+def _needs_cluster_ip(spec: dict[str, Any]) -> bool:
+    return spec.get("type") != "ExternalName"
+
+
+def _needs_node_ports(spec: dict[str, Any]) -> bool:
+    return spec.get("type") in ("NodePort", "LoadBalancer")
+
+
+def _cluster_ips(obj: dict[str, Any] | None) -> set[str]:
+    spec = (obj or {}).get("spec") or {}
+    ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
+    return {ip for ip in ips if ip and ip != "None"}
+
+
+def _node_ports(obj: dict[str, Any] | None) -> set[int]:
+    spec = (obj or {}).get("spec") or {}
+    return {int(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")}
+
+
+def _drop_type_dependent_fields(ospec: dict[str, Any], nspec: dict[str, Any]) -> None:
+    """An update leaving a type drops what only that type has, where the new object repeats
+    the old values (a client that changes ``type`` alone), as Kubernetes does: ClusterIPs when
+    going to ExternalName, node ports and ``externalTrafficPolicy`` when leaving NodePort."""
+    if _needs_cluster_ip(ospec) and not _needs_cluster_ip(nspec):
+        for name in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if nspec.get(name) in (None, ospec.get(name)):
+                nspec.pop(name, None)
+        if nspec.get("internalTrafficPolicy") in (None, ospec.get("internalTrafficPolicy")):
+            nspec.pop("internalTrafficPolicy", None)
+    if _needs_node_ports(ospec) and not _needs_node_ports(nspec):
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                     for p in ospec.get("ports") or []}  # fmt: skip
+        for p in nspec.get("ports") or []:
+            if p.get("nodePort") == old_ports.get((p.get("port"), p.get("protocol", "TCP"))):
+                p.pop("nodePort", None)
+        if nspec.get("externalTrafficPolicy") in (None, ospec.get("externalTrafficPolicy")):
+            nspec.pop("externalTrafficPolicy", None)
 
 
 class Strategies:

@@ -94,8 +94,9 @@ class Pki:
         if not (self.ca.cert.exists() and self.ca.key.exists()):
             self._make_ca()
         wanted = {"127.0.0.1", "::1", "localhost", SERVICE_IP, *SERVICE_NAMES, *hosts}
-        if not self.serving.cert.exists() or not wanted <= self._sans(self.serving.cert):
-            self._issue(self.serving, "kube-apiserver", (), sorted(wanted), server=True)
+        have = self._sans(self.serving.cert) if self.serving.cert.exists() else set()
+        if not wanted <= have:  # keeps the names it had: servers may share the directory
+            self._issue(self.serving, "kube-apiserver", (), sorted(wanted | have), server=True)
         self.client(ADMIN_USER, (ADMIN_GROUP,), file_name="admin")
         if not self.sa_key.exists():
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -1,9 +1,12 @@
 """The API server's security flags (Kubernetes' names) and what they resolve to.
 
 Without any of them the server stays as it was: plain HTTP, no authentication, everything
-allowed. ``--secure`` makes the PKI in ``DATA_DIR/pki`` (:mod:`machinery.pki`) and turns on
-TLS with client certificates, ServiceAccount tokens and ``--authorization-mode`` (default
-``Node,RBAC`` then); flags given explicitly override what ``--secure`` picks. Anonymous
+allowed. ``--secure`` makes the PKI in ``--cert-dir`` (default ``DATA_DIR/pki``;
+:mod:`machinery.pki`) and turns on TLS with client certificates, ServiceAccount tokens and
+``--authorization-mode`` (default ``Node,RBAC`` then); flags given explicitly override what
+``--secure`` picks. Several API servers sharing one store give ``--secure`` the same
+``--cert-dir`` (a shared directory): the first to start makes the CA and the ServiceAccount key,
+the others use them, so each trusts the client certificates and tokens the others issue. Anonymous
 requests are refused (401) unless ``--anonymous-auth=true``: Kubernetes defaults it to true and
 then lets RBAC refuse ``system:anonymous`` (403); refusing at authentication is the safer
 default for a server that may run with ``AlwaysAllow``.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +40,13 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--secure",
         action="store_true",
-        help="generate a CA and certificates in DATA_DIR/pki and enable TLS, client "
+        help="generate a CA and certificates in --cert-dir and enable TLS, client "
         "certificates, ServiceAccount tokens and authorization (Node,RBAC)",
+    )
+    g.add_argument(
+        "--cert-dir",
+        help="where --secure keeps the CA, certificates and ServiceAccount key (default "
+        "DATA_DIR/pki); API servers sharing a store share it",
     )
     g.add_argument("--tls-cert-file", help="serving certificate (PEM)")
     g.add_argument("--tls-private-key-file", help="key of --tls-cert-file (PEM)")
@@ -63,6 +72,15 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _ensure_pki(directory: str, hosts: tuple[str, ...]) -> Pki:
+    """The PKI in ``directory``, made if missing; servers starting together on one shared
+    directory take turns (a file lock), so they end up with one CA and one key."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    with open(os.path.join(directory, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return Pki(directory).ensure(tuple(h for h in hosts if h))
+
+
 @dataclass
 class Resolved:
     """What the flags mean for one start: ``security`` None means all off."""
@@ -84,7 +102,7 @@ def resolve(
     admin = None
     ca_file = None
     if args.secure:
-        pki = Pki(os.path.join(args.data_dir, "pki")).ensure(tuple(h for h in hosts if h))
+        pki = _ensure_pki(args.cert_dir or os.path.join(args.data_dir, "pki"), hosts)
         args.tls_cert_file = args.tls_cert_file or str(pki.serving.cert)
         args.tls_private_key_file = args.tls_private_key_file or str(pki.serving.key)
         args.client_ca_file = args.client_ca_file or str(pki.ca.cert)

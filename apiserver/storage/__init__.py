@@ -59,6 +59,16 @@ class Record:
     raw: bytes
 
 
+class Compacted(Exception):
+    """The log no longer holds the records after ``rev``: they were compacted away (up to and
+    including ``compacted``). A reader this far behind must start again from a snapshot."""
+
+    def __init__(self, rev: int, compacted: int) -> None:
+        super().__init__(f"revisions after {rev} were compacted (up to {compacted})")
+        self.rev = rev
+        self.compacted = compacted
+
+
 @dataclass
 class Snapshot:
     """Everything a server needs at start: current objects, recent history, head revision."""
@@ -79,10 +89,13 @@ class Backend(Protocol):
         """Apply writes in order in one durable transaction; a failed write changes nothing."""
 
     def compact(self, keep: int) -> int:
-        """Drop log records older than the newest ``keep``; return the compacted revision."""
+        """Drop log records older than the newest ``keep`` (at least one is kept); return the
+        compacted revision. Idempotent, and safe to call from every server sharing the store:
+        it only moves the store's compaction point forward."""
 
     def records_after(self, rev: int, limit: int = 10000) -> list[Record]:
-        """Log records with revision > ``rev``, oldest first (for servers sharing one store)."""
+        """Log records with revision > ``rev``, oldest first and without gaps (for servers
+        sharing one store); raises :class:`Compacted` when revision ``rev + 1`` was compacted."""
 
     def close(self) -> None: ...
 

@@ -7,7 +7,8 @@ server on ``127.0.0.1:P`` with SQLite in ``D``, the controller-manager, the sche
 node agents: with ``--runtime containerd`` one agent per node, each on its own containerd
 instance (``hack/start-containerd.sh``: bridge ``tug<i>``, pod CIDR ``10.244.<i>.0/24``, socket
 ``D/containerd/node-<i>/containerd.sock``, the shipped images loaded); with ``--runtime fake``
-one process running N hollow nodes. Each containerd is a supervised component too
+one process running N hollow nodes and a compute-only service proxy (its rules in
+``D/nodes/proxy-rules``). Each containerd is a supervised component too
 (``containerd-node-<i>``, first in the start order, its log in ``D/logs/``): the images are
 loaded into a short-lived instance before the supervisor starts, and a containerd that exits
 is restarted like any other component. Node ``i`` is named ``node-<i>``; its agent serves logs and
@@ -172,6 +173,11 @@ def plan(
                 env,
             )
         )  # fmt: skip
+        # hollow nodes: the proxy computes the rules it would install and writes them to a
+        # file; no DNS server (it binds 10.96.0.10 on the host and hollow pods ask nothing)
+        proxy = [python, "-m", "kubelet.proxy", *connect("proxy"), "--mode", "compute",
+                 "--rules-file", str(logs / "proxy-rules")]  # fmt: skip
+        components.append(ComponentSpec("proxy", proxy, env))
     else:
         if first_subnet + nodes > 256 or first_subnet < 0:
             raise ClusterError(f"{nodes} nodes from 10.244.{first_subnet}.0/24 leave 10.244/16")

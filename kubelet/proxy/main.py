@@ -1,11 +1,13 @@
 """``tug proxy``: the service proxy of one machine (all node bridges share its network namespace).
 
-    tug proxy --server URL [--mode iptables|compute] [--chain-prefix TUG]
+    tug proxy --server URL [--mode iptables|compute [--rules-file F]] [--chain-prefix TUG]
               [--cluster-cidr 10.244.0.0/16] [--service-cidr 10.96.0.0/16]
               [--localnet-interface IFACE ...]
 
 ``--mode compute`` (hollow nodes, tests) computes and renders the rules without touching the
-kernel. On SIGTERM/SIGINT the iptables mode removes every rule and chain it installed.
+kernel; ``--rules-file`` writes what it would install to a file (``tug up --runtime fake`` uses
+``D/nodes/proxy-rules``). On SIGTERM/SIGINT the iptables mode removes every rule and chain it
+installed, the compute mode its rules file.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--server", help="API server URL (default: from the kubeconfig)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     p.add_argument("--mode", choices=["iptables", "compute"], default="iptables")
+    p.add_argument(
+        "--rules-file", help="compute mode: write the rendered rules here after every sync"
+    )
     p.add_argument("--chain-prefix", default="TUG", help="prefix of every chain (TUG-SERVICES...)")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16")
     p.add_argument("--service-cidr", default="10.96.0.0/16")
@@ -55,7 +60,9 @@ def _backend(args: argparse.Namespace) -> Backend:
         localnet_interfaces=tuple(args.localnet_interface),
     )
     if args.mode == "compute":
-        return ComputeOnlyBackend(config=config)
+        return ComputeOnlyBackend(config=config, rules_file=args.rules_file)
+    if args.rules_file:
+        raise SystemExit("--rules-file needs --mode compute")
     if not IptablesBackend.available(config):
         raise SystemExit("iptables-restore not found: install iptables or use --mode compute")
     return IptablesBackend(config)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -41,24 +42,40 @@ class Backend(Protocol):
 
 class ComputeOnlyBackend:
     """For hollow nodes: keeps the last ruleset (and, with ``render``, its iptables text)
-    without touching the kernel."""
+    without touching the kernel. With ``rules_file`` the text is also written there after each
+    apply (replaced atomically, so a reader sees one whole ruleset) and removed on cleanup."""
 
-    def __init__(self, render_text: bool = True, config: IptablesConfig | None = None) -> None:
+    def __init__(
+        self,
+        render_text: bool = True,
+        config: IptablesConfig | None = None,
+        rules_file: str | None = None,
+    ) -> None:
         self.ruleset = Ruleset()
         self.text = ""
         self.applies = 0
-        self.render_text = render_text
+        self.render_text = render_text or rules_file is not None
         self.config = config or IptablesConfig()
+        self.rules_file = rules_file
 
     async def apply(self, ruleset: Ruleset) -> None:
         self.ruleset = ruleset
         if self.render_text:
             self.text, _ = render(ruleset, self.config)
+        if self.rules_file:
+            tmp = f"{self.rules_file}.tmp"
+            os.makedirs(os.path.dirname(tmp) or ".", exist_ok=True)
+            with open(tmp, "w") as f:
+                f.write(self.text)
+            os.replace(tmp, self.rules_file)
         self.applies += 1
 
     async def cleanup(self) -> None:
         self.ruleset = Ruleset()
         self.text = ""
+        if self.rules_file:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.rules_file)
 
 
 class Proxier:

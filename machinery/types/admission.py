@@ -16,7 +16,6 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from machinery.errors import Invalid, invalid
-from machinery.jsoncopy import json_copy
 
 from .meta import K8sModel, ObjectMeta
 from .registry import RULES, KindRules, is_namespaced
@@ -78,7 +77,7 @@ def admit_whole(
 
 _REMEMBERED_MAX = 1024  # admitted bodies kept; the table is emptied when full
 _REMEMBERED_BODY_MAX = 16 * 1024  # bytes of JSON: larger bodies are admitted afresh
-_remembered: dict[tuple[str, str, bytes], dict[str, Any]] = {}
+_remembered: dict[tuple[str, str, bytes], bytes] = {}  # body JSON -> admitted body JSON
 
 
 def _admit_apart(obj: dict[str, Any], rules: KindRules) -> dict[str, Any] | None:
@@ -96,16 +95,17 @@ def _admit_apart(obj: dict[str, Any], rules: KindRules) -> dict[str, Any] | None
     key = (rules.api_version, rules.kind, text)
     admitted = _remembered.get(key)
     if admitted is None:
-        admitted = _admit_body(body, rules)
-        if admitted is None:
+        body_out = _admit_body(body, rules)
+        if body_out is None:
             return None
+        admitted = orjson.dumps(body_out)
         if len(_remembered) >= _REMEMBERED_MAX:
             _remembered.clear()
         _remembered[key] = admitted
     meta = _admitted_metadata(obj.get("metadata"), rules)
     if meta is None:
         return None
-    out = json_copy(admitted)
+    out = orjson.loads(admitted)  # a fresh copy for every object
     return {
         "apiVersion": out.pop("apiVersion", rules.api_version),
         "kind": out.pop("kind", rules.kind),

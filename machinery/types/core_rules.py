@@ -41,7 +41,6 @@ from .validation import (
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 SESSION_AFFINITIES = ("ClientIP", "None")
 TRAFFIC_POLICIES = ("Cluster", "Local")
-NODE_PORT_RANGE = (30000, 32767)
 _MAX_DATA_SIZE = 1024 * 1024
 
 # --- Pod ---------------------------------------------------------------------------------------
@@ -261,15 +260,11 @@ def _validate_service_ports(svc: Service, errs: FieldErrors) -> None:
         elif target is not None:
             errs.check(f"{p}.targetPort", target, iana_svc_name_errors(target))
         if port.node_port:
+            # the API server's allocator checks --service-node-port-range
             if spec.type not in ("NodePort", "LoadBalancer"):
                 errs.forbidden(f"{p}.nodePort", f"may not be used when `type` is '{spec.type}'")
-            elif not NODE_PORT_RANGE[0] <= port.node_port <= NODE_PORT_RANGE[1]:
-                errs.invalid(
-                    f"{p}.nodePort",
-                    port.node_port,
-                    "provided port is not in the valid range. The range of valid "
-                    f"ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}",
-                )
+            else:
+                errs.check(f"{p}.nodePort", port.node_port, port_range_errors(port.node_port))
             if (port.node_port, port.protocol) in node_ports:
                 errs.duplicate(f"{p}.nodePort", port.node_port)
             node_ports.add((port.node_port, port.protocol))

@@ -2,7 +2,9 @@
 
 Invariants, for every request: no 5xx; every non-2xx is a ``Status`` whose reason is one of
 Kubernetes' and whose code is the HTTP status; a failed write leaves the object exactly as it
-was. Bounded: a fixed number of examples per test and no per-example deadline.
+was. Bounded in count and in time: at most ``TUGBOAT_FUZZ_EXAMPLES`` examples per test, each
+within ``EXAMPLE_DEADLINE`` (a hung request fails the test), and examples after
+``TUGBOAT_FUZZ_SECONDS`` of a test's run are skipped (hypothesis has no time budget of its own).
 
 schemathesis against ``/openapi/v3`` was considered and left out: with random path parameters
 most of its requests end in 404 before reaching a registry, our OpenAPI is generated from the
@@ -12,9 +14,12 @@ manifest mutator below does not), and it is a large dependency.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -46,13 +51,39 @@ PATCH_TYPES = {
     "json": "application/json-patch+json",
     "strategic": "application/strategic-merge-patch+json",
 }
+EXAMPLE_DEADLINE = timedelta(seconds=20)  # one example is one or two requests on loopback
 FUZZ = settings(
-    # TUGBOAT_FUZZ_EXAMPLES=2000 for a longer hunt; CI runs the bounded default
+    # TUGBOAT_FUZZ_EXAMPLES=2000 TUGBOAT_FUZZ_SECONDS=1200 for a longer hunt; CI runs the
+    # bounded defaults
     max_examples=int(os.environ.get("TUGBOAT_FUZZ_EXAMPLES", "200")),
-    deadline=None,
+    deadline=EXAMPLE_DEADLINE,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+def within_budget(fn: Callable[..., None]) -> Callable[..., None]:
+    """Skip the examples that come after ``TUGBOAT_FUZZ_SECONDS`` of the test's run (counted
+    from its first example), except once one failed: hypothesis then replays examples to
+    shrink the failure, and those must run."""
+    seconds = float(os.environ.get("TUGBOAT_FUZZ_SECONDS", "120"))
+    started: float | None = None
+    failed = False
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        nonlocal started, failed
+        started = started if started is not None else time.monotonic()
+        if not failed and time.monotonic() - started > seconds:
+            return
+        try:
+            fn(*args, **kwargs)
+        except BaseException:
+            failed = True
+            raise
+
+    return run
+
 
 # -- what valid objects look like --------------------------------------------------------------
 CONTAINER = {"name": "c", "image": "busybox:1.36", "ports": [{"containerPort": 80}]}
@@ -302,6 +333,7 @@ def _check(r: httpx.Response) -> None:
 
 @FUZZ
 @given(manifest=manifests(), validation=st.sampled_from(["Strict", "Warn", "Ignore", None]))
+@within_budget
 def test_creates(http, manifest, validation):
     path, body = manifest
     params = {"fieldValidation": validation} if validation else {}
@@ -317,6 +349,7 @@ def test_creates(http, manifest, validation):
 
 @FUZZ
 @given(data=st.data(), kind=st.sampled_from(sorted(BASES)))
+@within_budget
 def test_patches_and_updates(http, data, kind):
     path, base = BASES[kind]
     name = f"fixed-{kind.lower()}"

@@ -11,14 +11,16 @@ import pytest
 
 from cli.cluster import down, status, up
 from cli.cluster.common import DataDir
-from cli.cluster.example import WEB_MANIFEST, apply_objects, load_manifest, wait_for_app
+from cli.cluster.credentials import kubeconfig_path
+from cli.cluster.example import WEB_MANIFEST, wait_for_app
 from cli.cluster.procs import wait_gone
 from machinery.client import Client
 from machinery.kinds import lookup
+from tests.cli.conftest import run_tug
 
-from .conftest import cluster_processes, free_port
+from .conftest import cluster_processes, eventually, free_port
 
-NODES = lookup("nodes")
+NODES, SERVICES = lookup("nodes"), lookup("services")
 
 
 @pytest.fixture
@@ -45,16 +47,32 @@ def test_up_fake_runs_the_example_and_down_leaves_no_process(
     d = DataDir(data_dir)
     assert (data_dir / "kubeconfig").exists()
     assert {p.name for p in d.logs.iterdir()} >= {
-        "apiserver.log", "controller-manager.log", "scheduler.log", "kubelet.log"
+        "apiserver.log", "controller-manager.log", "scheduler.log", "kubelet.log", "proxy.log"
     }  # fmt: skip
 
     with Client.from_kubeconfig(str(data_dir / "kubeconfig")) as client:
         names = sorted(n["metadata"]["name"] for n in client.list(NODES)["items"])
         assert names == ["node-0", "node-1", "node-2"]
-        deployment = [o for o in load_manifest(WEB_MANIFEST) if o["kind"] == "Deployment"]
-        apply_objects(client, deployment)
+        kubeconfig = str(data_dir / "kubeconfig")
+        res = run_tug("--kubeconfig", kubeconfig, "apply", "-f", str(WEB_MANIFEST))  # as a user
+        assert (res.code, res.out) == (0, "deployment.apps/web created\nservice/web created\n")
         pods = wait_for_app(client, replicas=3, timeout=60, http=False)
+        # hollow pods never pass the HTTP readiness probe: a Service that publishes not-ready
+        # addresses gives the proxy endpoints
+        every = {"metadata": {"name": "web-all"}, "spec": {
+            "selector": {"app": "web"}, "publishNotReadyAddresses": True,
+            "ports": [{"port": 80, "targetPort": 8080}]}}  # fmt: skip
+        cluster_ip = client.create(SERVICES, every, "default")["spec"]["clusterIP"]
     assert len({p["spec"]["nodeName"] for p in pods}) >= 2, "spread over the hollow nodes"
+    # the compute-only proxy rendered a rule per pod behind the Service's ClusterIP
+    backends = {f"--to-destination {p['status']['podIP']}:8080" for p in pods}
+    rules = data_dir / "nodes" / "proxy-rules"
+
+    def rendered() -> str | None:
+        text = rules.read_text() if rules.exists() else ""
+        return text if f"-d {cluster_ip}/32" in text and all(b in text for b in backends) else None
+
+    eventually("the web Service's rules in the proxy's rules file", rendered, 60)
 
     assert up.main(argv) == 0  # idempotent
     out = capsys.readouterr().out
@@ -68,10 +86,11 @@ def test_up_fake_runs_the_example_and_down_leaves_no_process(
         assert line in shown
 
     procs = cluster_processes(d)
-    assert len(procs) == 5 and all(p.alive() for p in procs)
+    assert len(procs) == 6 and all(p.alive() for p in procs)
     assert down.main(["--data-dir", str(data_dir)]) == 0
     assert "tugboat stopped" in capsys.readouterr().out
     assert wait_gone(procs, 5) == [], "tug down must leave no process behind"
+    assert not rules.exists(), "the proxy removed its rules on the way out"
     assert status.main(["--data-dir", str(data_dir)]) == 1
     assert "not running" in capsys.readouterr().out
     assert down.main(["--data-dir", str(data_dir), "--purge"]) == 0
@@ -104,8 +123,16 @@ def test_plan_for_containerd_nodes(tmp_path: Path) -> None:
 def test_plan_for_fake_nodes_is_one_hollow_process(tmp_path: Path) -> None:
     p = up.plan(tmp_path, nodes=5, runtime="fake", port=7000, python="py")
     assert p.nodes == [] and p.node_names == [f"node-{i}" for i in range(5)]
-    kubelet = p.components[-1].argv
+    by_name = {c.name: c.argv for c in p.components}
+    assert list(by_name) == ["apiserver", "controller-manager", "scheduler", "kubelet", "proxy"]
+    kubelet = by_name["kubelet"]
     assert kubelet[kubelet.index("--hollow-nodes") + 1] == "5"
+    # the hollow cluster's proxy computes its rules and touches no kernel; no DNS server
+    proxy = by_name["proxy"]
+    assert proxy[:3] == ["py", "-m", "kubelet.proxy"]
+    assert proxy[proxy.index("--mode") + 1] == "compute"
+    assert proxy[proxy.index("--rules-file") + 1] == str(tmp_path / "nodes" / "proxy-rules")
+    assert proxy[proxy.index("--kubeconfig") + 1] == str(kubeconfig_path(tmp_path, "proxy"))
 
 
 @pytest.mark.parametrize(

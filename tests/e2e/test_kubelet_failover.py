@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kubelet import labels as L
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
 from tests.conftest import ApiServerProcess
@@ -193,6 +194,7 @@ async def test_stopped_node_agent_pods_recreated_on_the_other_node(
     on_node = {p["spec"]["nodeName"] for p in pods}
     victim, survivor = (a, b) if a.name in on_node else (b, a)
     doomed = {p["metadata"]["name"] for p in pods if p["spec"]["nodeName"] == victim.name}
+    doomed_uids = {p["metadata"]["uid"] for p in pods if p["spec"]["nodeName"] == victim.name}
     assert doomed
 
     await victim.stop()  # no more heartbeats; its containers keep running
@@ -223,3 +225,17 @@ async def test_stopped_node_agent_pods_recreated_on_the_other_node(
             assert p["status"]["podIP"].startswith(survivor_cidr.rsplit(".", 1)[0] + ".")
         text = await eventually("page", lambda p=p: page(p["status"]["podIP"]))
         assert "v1" in text
+
+    # the victim comes back: it removes what it still runs of the pods that moved away and
+    # finishes their deletion
+    await victim.start()
+
+    async def victim_cleaned_up() -> bool:
+        assert victim.runtime is not None
+        mine = {L.NODE: victim.name}
+        uids = {s.labels.get(L.POD_UID) for s in await victim.runtime.list_pod_sandbox(labels=mine)}
+        uids |= {c.labels.get(L.POD_UID) for c in await victim.runtime.list_containers(labels=mine)}
+        left = (await client.list(PODS, "default", label_selector="app=web"))["items"]
+        return not uids & doomed_uids and not doomed & {p["metadata"]["name"] for p in left}
+
+    await eventually("the returning node to remove the moved pods", victim_cleaned_up, timeout=60)

@@ -6,9 +6,9 @@ One module-scoped environment: a node agent, the controller, a proxy with its ow
 10.96.0.10 on a dummy interface this test creates. Traffic only goes to the bridge's pods, the
 node's own addresses and the DNS address: every destination is on this machine.
 
-Readiness: the node agent has no readiness probes yet, so the "not ready" backend is a pod
-whose web server runs and answers but whose second container keeps crashing (the pod's Ready
-condition is False): if the proxy sent it traffic, its hostname would show up.
+Readiness: a backend whose exec readiness probe never passes runs and answers but is never
+Ready; another is Ready until the test deletes the file its probe reads. If the proxy sent either
+traffic, its hostname (every backend answers with it) would show up in the answers.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ from tests.e2e.kubelet_env import (
 
 pytestmark = pytest.mark.e2e
 
-NS, POD, SVC, SLICE = (lookup(n) for n in ("namespaces", "pods", "services", "endpointslices"))
+NS, POD, SVC, SLICE, EP = (
+    lookup(n) for n in ("namespaces", "pods", "services", "endpointslices", "endpoints")
+)
 DNS_IP = "10.96.0.10"
 
 
@@ -215,6 +217,105 @@ async def test_services_end_to_end(env: Env) -> None:
     )
     seen = await _spread(env, f"http://{cluster_ip}/", ["web-b", "web-c"])
     assert seen == {"web-b", "web-c"}
+
+
+async def test_a_pod_that_stops_being_ready_leaves_the_endpoints_and_gets_no_traffic(
+    env: Env,
+) -> None:
+    c, ns, rt = env.client, env.namespace, env.runtime
+    probe = {"exec": {"command": ["cat", "/www/healthz"]}, "periodSeconds": 1,
+             "failureThreshold": 1}  # fmt: skip
+    for name in ("web-a", "web-b"):
+        probed = {**web(rt), "readinessProbe": probe}
+        await c.create(POD, env.pod(name, [probed], {"app": "web"}), ns)
+    sleeper = container("c", rt.busybox_image, command=["sleep", "3600"])
+    await c.create(POD, env.pod("client", [sleeper]), ns)
+    spec = {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}
+    svc = await c.create(SVC, {"metadata": {"name": "web"}, "spec": spec}, ns)
+    cluster_ip = svc["spec"]["clusterIP"]
+    ips: dict[str, str] = {}
+    for name in ("web-a", "web-b", "client"):
+        pod = await eventually(f"{name} running", lambda n=name: running(c, n, ns), 90)
+        ips[name] = pod["status"]["podIP"]
+    await eventually(
+        "both ready in the rules",
+        lambda: _eq(_rule_backends(env, cluster_ip), {ips["web-a"], ips["web-b"]}),
+        30,
+    )
+
+    # the resolv.conf the node agent asked the runtime for (CRI DNSConfig)
+    code, resolv = await env.exec("client", "cat", "/etc/resolv.conf")
+    assert code == 0, resolv
+    lines = resolv.splitlines()
+    assert f"search {ns}.svc.cluster.local svc.cluster.local cluster.local" in lines, resolv
+    assert "options ndots:5" in lines and f"nameserver {DNS_IP}" in lines, resolv
+
+    # web-a's probe starts failing: NotReady, out of the slice's ready endpoints, the legacy
+    # Endpoints' addresses and the rules
+    code, out = await env.exec("web-a", "rm", "/www/healthz")
+    assert code == 0, out
+
+    async def left() -> bool:
+        slices = await c.list(SLICE, ns, label_selector="kubernetes.io/service-name=web")
+        ready = {e["addresses"][0]: e["conditions"]["ready"]
+                 for s in slices["items"] for e in s.get("endpoints") or []}  # fmt: skip
+        subsets = (await c.get(EP, "web", ns)).get("subsets") or []
+        addresses = {a["ip"] for s in subsets for a in s.get("addresses") or []}
+        not_ready = {a["ip"] for s in subsets for a in s.get("notReadyAddresses") or []}
+        return (
+            ready == {ips["web-a"]: False, ips["web-b"]: True}
+            and addresses == {ips["web-b"]}
+            and not_ready == {ips["web-a"]}
+            and await _rule_backends(env, cluster_ip) == {ips["web-b"]}
+        )
+
+    await eventually("web-a NotReady and out of the endpoints and rules", left, 30)
+    pod = await c.get(POD, "web-a", ns)
+    assert {"type": "Ready", "status": "False"}.items() <= next(
+        cond for cond in pod["status"]["conditions"] if cond["type"] == "Ready"
+    ).items()
+    for _ in range(30):
+        body = await env.fetch("client", f"http://{cluster_ip}/")
+        assert "hostname: web-b" in body, body
+
+
+async def test_session_affinity_keeps_a_client_on_one_backend(env: Env) -> None:
+    c, ns, rt = env.client, env.namespace, env.runtime
+    names = ["web-a", "web-b", "web-c"]
+    for name in names:
+        await c.create(POD, env.pod(name, [web(rt)], {"app": "web"}), ns)
+    sleeper = container("c", rt.busybox_image, command=["sleep", "3600"])
+    await c.create(POD, env.pod("client", [sleeper]), ns)
+    ports = [{"port": 80, "targetPort": "http"}]
+    sticky = {"selector": {"app": "web"}, "ports": ports, "sessionAffinity": "ClientIP"}
+    spread = {"selector": {"app": "web"}, "ports": ports}
+    cluster_ips = []
+    for name, spec in (("sticky", sticky), ("spread", spread)):
+        svc = await c.create(SVC, {"metadata": {"name": name}, "spec": spec}, ns)
+        cluster_ips.append(svc["spec"]["clusterIP"])
+    sticky_ip, spread_ip = cluster_ips
+    ips: set[str] = set()
+    for name in [*names, "client"]:
+        pod = await eventually(f"{name} running", lambda n=name: running(c, n, ns), 90)
+        if name in names:
+            ips.add(pod["status"]["podIP"])
+    for ip in (sticky_ip, spread_ip):
+        await eventually(
+            f"3 backends behind {ip}", lambda ip=ip: _eq(_rule_backends(env, ip), ips), 30
+        )
+
+    seen: set[str] = set()
+    for _ in range(20):
+        body = await env.fetch("client", f"http://{sticky_ip}/")
+        seen |= {n for n in names if f"hostname: {n}" in body}
+    assert len(seen) == 1, f"one client, ClientIP affinity, answers from {seen}"
+    # the control: the same pods without affinity answer from all three
+    assert await _spread(env, f"http://{spread_ip}/", names) == set(names)
+
+
+async def _rule_backends(env: Env, cluster_ip: str) -> set[str]:
+    rule = env.proxy.ruleset.find(cluster_ip, 80) if env.proxy.ruleset else None
+    return {ip for ip, _ in rule.endpoints} if rule else set()
 
 
 async def _spread(env: Env, url: str, expected: list[str], attempts: int = 60) -> set[str]:

@@ -176,6 +176,77 @@ async def test_agent_restart_readopts_and_removes_orphans(
         await runtime.close()
 
 
+async def test_returning_agent_removes_the_pods_moved_away(node: Node, tmp_path) -> None:
+    """Node failure and recovery: while node-1's agent is away its pods are evicted (a graceful
+    delete that nobody confirms, as node-lifecycle does it) or force-deleted (as pod GC does
+    it), and recreated on node-2. The returning agent tears their sandboxes and containers
+    down and finishes the evicted pod's deletion; it leaves node-2's replacements alone."""
+    c = node.client
+    fake2 = FakeRuntime(pod_cidr="10.244.8.0/24")
+    server2 = FakeServer(fake2)
+    runtime2 = AsyncRuntimeClient(await server2.start())
+    config2 = AgentConfig(
+        node_name="node-2", pleg_period=0.05, log_root=str(tmp_path / "logs2"), port=0
+    )
+    agent2 = NodeAgent(c, runtime2, config2)
+    await agent2.start()
+    again: NodeAgent | None = None
+    runtime1 = AsyncRuntimeClient(node.server.endpoint)
+    try:
+        for name in ("evicted", "collected"):
+            await c.create(PODS, pod_body(name, "node-1", ["sleep", "3600"]), "default")
+        uids = {}
+        for name in ("evicted", "collected"):
+            pod = await eventually(lambda name=name: running(c, name))
+            uids[name] = pod["metadata"]["uid"]
+        await node.agent.stop()  # the agent dies; its containers keep running
+
+        evicted = uids["evicted"]
+        await c.delete(PODS, "evicted", "default", preconditions={"uid": evicted})
+        await c.delete(PODS, "collected", "default", grace_period_seconds=0)
+        for name in ("evicted-2", "collected-2"):  # recreated elsewhere by their controllers
+            await c.create(PODS, pod_body(name, "node-2", ["sleep", "3600"]), "default")
+            await eventually(lambda name=name: running(c, name))
+        assert (await c.get(PODS, "evicted", "default"))["metadata"]["deletionTimestamp"]
+
+        def pods_on(fake: FakeRuntime) -> set[str]:
+            sandboxes = {s.config.metadata.uid for s in fake.sandboxes.values()}
+            containers = {
+                fake.sandboxes[x.sandbox_id].config.metadata.uid
+                for x in fake.containers.values()
+                if x.sandbox_id in fake.sandboxes
+            }
+            return sandboxes | containers
+
+        assert pods_on(node.fake) == set(uids.values())  # still there while the agent is away
+        node2_pods = pods_on(fake2)
+
+        again = NodeAgent(c, runtime1, node.agent.config)
+        await again.start()
+
+        async def cleaned_up() -> bool:
+            return not pods_on(node.fake) and not node.fake.containers
+
+        await eventually(cleaned_up)
+
+        async def evicted_gone() -> bool:
+            try:
+                await c.get(PODS, "evicted", "default")
+            except errors.NotFound:
+                return True
+            return False
+
+        await eventually(evicted_gone)
+        assert pods_on(fake2) == node2_pods and len(node2_pods) == 2
+    finally:
+        if again is not None:
+            await again.stop()
+        await runtime1.close()
+        await agent2.stop()
+        await runtime2.close()
+        await server2.stop()
+
+
 async def test_logs_and_exec_through_the_node_server(node: Node) -> None:
     c = node.client
     await c.create(PODS, pod_body("talk", "node-1", ["sleep", "3600"]), "default")

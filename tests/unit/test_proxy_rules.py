@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,6 +191,18 @@ async def test_compute_only_backend_keeps_text() -> None:
     ruleset = compute_ruleset([svc()], {"default/web": [eps("web", [("10.0.0.1", READY)])]})
     await backend.apply(ruleset)
     assert backend.ruleset == ruleset and "10.0.0.1:8080" in backend.text
+
+
+async def test_compute_only_backend_writes_its_rules_file(tmp_path: Path) -> None:
+    path = tmp_path / "nodes" / "proxy-rules"  # the directory need not exist yet
+    backend = ComputeOnlyBackend(render_text=False, config=CONFIG, rules_file=str(path))
+    ruleset = compute_ruleset([svc()], {"default/web": [eps("web", [("10.0.0.1", READY)])]})
+    await backend.apply(ruleset)
+    assert path.read_text() == backend.text and "10.0.0.1:8080" in backend.text
+    await backend.apply(compute_ruleset([svc()], {}))
+    assert "10.0.0.1:8080" not in path.read_text(), "replaced, not appended"
+    await backend.cleanup()
+    assert not path.exists()
 
 
 @pytest.mark.skipif(

@@ -539,11 +539,11 @@ INVALID = [
         "Service",
         {
             "metadata": {"name": "s"},
-            "spec": {"ports": [{"port": 8, "nodePort": 80}], "type": "NodePort"},
+            "spec": {"ports": [{"port": 8, "nodePort": 70000}], "type": "NodePort"},
         },
         "spec.ports[0].nodePort",
         "FieldValueInvalid",
-        "The range of valid ports is 30000-32767",
+        "must be between 1 and 65535, inclusive",
     ),
     (
         "autoscaling/v2",
