@@ -379,10 +379,44 @@ def _diff(
 
 def _fields_v1(obj: Mapping[str, Any], schema: _Schema) -> dict[str, Any]:
     """``FieldSet.of(_leaves(obj, schema)).to_fields_v1()``, built in one walk."""
-    tree = _tree_map(obj, (), "", schema)
+    tree: dict[str, Any] = {}
+    for key in sorted(obj):
+        path = (f"f:{key}",)
+        if path in schema.ignored:
+            continue
+        if key in _PER_OBJECT:
+            node = _tree(obj[key], path, key, schema)
+        else:
+            node = _remembered_tree(obj[key], key, schema)
+        if node is not None:
+            tree[path[0]] = node
     if tree.get("f:metadata") == {}:
         del tree["f:metadata"]  # a leaf metadata is never owned
     return tree
+
+
+_PER_OBJECT = frozenset(("metadata", "status"))  # top-level fields that differ per object
+_REMEMBERED_MAX = 1024  # trees kept; the table is emptied when full
+_REMEMBERED_VALUE_MAX = 16 * 1024  # bytes of JSON: larger values are walked afresh
+_remembered: dict[tuple[_Schema, str, bytes], bytes] = {}
+
+
+def _remembered_tree(value: Any, key: str, schema: _Schema) -> dict[str, Any] | None:
+    """The FieldsV1 node of the top-level field ``key``, remembered by its JSON: objects
+    stamped from one template (a ReplicaSet's pods) share their spec's node."""
+    if not isinstance(value, dict):
+        return _tree(value, (f"f:{key}",), key, schema)
+    text = orjson.dumps(value)
+    if len(text) > _REMEMBERED_VALUE_MAX:
+        return _tree(value, (f"f:{key}",), key, schema)
+    memo = (schema, key, text)
+    known = _remembered.get(memo)
+    if known is None:
+        known = orjson.dumps(_tree(value, (f"f:{key}",), key, schema))
+        if len(_remembered) >= _REMEMBERED_MAX:
+            _remembered.clear()
+        _remembered[memo] = known
+    return orjson.loads(known)  # a fresh copy for every object
 
 
 def _tree_map(m: Mapping[str, Any], path: Path, dotted: str, schema: _Schema) -> dict[str, Any]:

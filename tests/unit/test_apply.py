@@ -501,3 +501,15 @@ def test_one_walk_shortcuts_agree_with_leaves(
     schema = _schema(kind, status_subresource, None)
     assert _fields_v1(new, schema) == FieldSet.of(_leaves(new, schema)).to_fields_v1()
     assert _changes(old, new, schema) == _compare(_leaves(old, schema), _leaves(new, schema))
+
+
+@settings(max_examples=100, deadline=None)
+@given(obj=_OBJECT, kind=st.sampled_from(["Deployment", None]))
+def test_remembered_spec_trees_are_fresh_copies(obj: dict, kind: str | None) -> None:
+    schema = _schema(kind, False, None)
+    first = _fields_v1(obj, schema)  # walks (or reads the remembered tree)
+    expected = copy.deepcopy(first)
+    for node in first.values():
+        if isinstance(node, dict):
+            node["f:poisoned"] = {}
+    assert _fields_v1(obj, schema) == expected == FieldSet.of(_leaves(obj, schema)).to_fields_v1()
