@@ -59,6 +59,7 @@ head = Table(
 )
 
 _EVENT = {"create": "ADDED", "update": "MODIFIED", "delete": "DELETED"}
+_ROWS_PER_STATEMENT = 500  # x 6 parameters stays well inside SQLite's and PostgreSQL's limits
 _COMPACT_LOCK = 0x747567626F6174  # PostgreSQL advisory lock id of compaction ("tugboat")
 
 
@@ -103,35 +104,27 @@ class SqlBackend:
 
     def commit(self, writes: list[Write]) -> list[Outcome]:
         """One transaction for the batch. The checks run against the stored revisions (read
-        under the head-row lock) plus the batch's own earlier writes; the rows are then written
-        with one ``executemany`` per statement, which is what makes batching pay."""
-        p = self._p
+        under the head-row lock) plus the batch's own earlier writes.
+
+        The batch costs a handful of multi-row statements whatever its size: every statement
+        step releases and retakes the GIL, which the request path holds most of the time, so
+        a statement per write (or an ``executemany``, a step per row) made a batch wait for
+        the GIL dozens of times."""
         with self.engine.begin() as conn:
             # The driver's own cursor: SQLAlchemy's per-statement bookkeeping cost more CPU
-            # than SQLite itself for these small statements (the writer shares the GIL with
-            # the request path).
+            # than SQLite itself for these small statements.
             cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             lock = " FOR UPDATE" if not self.sqlite else ""
             cur.execute(f"SELECT rev FROM head WHERE id = 1{lock}")
             rev = cur.fetchone()[0]
-            current: dict[tuple[str, str, str], int | None] = {}
-            select_rev = (
-                f"SELECT rev FROM objects WHERE resource = {p} AND namespace = {p} AND name = {p}"
-            )
-            for w in writes:
-                k = (w.key.resource, w.key.namespace, w.key.name)
-                if k not in current:
-                    cur.execute(select_rev, k)
-                    row = cur.fetchone()
-                    current[k] = row[0] if row is not None else None
-            inserts: list[tuple] = []
-            updates: list[tuple] = []
-            deletes: list[tuple] = []
+            current = self._stored_revisions(cur, writes)
+            upserts: dict[tuple[str, str, str], tuple[int, bytes]] = {}
+            deletes: list[tuple[str, str, str]] = []
             logged: list[tuple] = []
             outcomes: list[Outcome] = []
             for w in writes:
                 k = (w.key.resource, w.key.namespace, w.key.name)
-                have = current[k]
+                have = current.get(k)
                 if w.op == "create" and have is not None:
                     outcomes.append(Outcome(error="exists"))
                     continue
@@ -146,50 +139,70 @@ class SqlBackend:
                 raw = orjson.dumps(w.obj)
                 if w.op == "delete":
                     current[k] = None
+                    upserts.pop(k, None)
                     deletes.append(k)
-                    inserts = [r for r in inserts if r[:3] != k]
-                    updates = [r for r in updates if r[2:] != k]
-                elif have is None:
-                    inserts.append((*k, rev, raw))
-                    current[k] = rev
                 else:
-                    updates.append((rev, raw, *k))
                     current[k] = rev
+                    upserts[k] = (rev, raw)
                 logged.append((rev, _EVENT[w.op], *k, raw))
                 outcomes.append(Outcome(rev=rev, raw=raw))
-            self._write_rows(cur, inserts, updates, deletes, logged, rev)
+            self._write_rows(cur, upserts, deletes, logged, rev)
             cur.close()
         return outcomes
+
+    def _stored_revisions(
+        self, cur: Any, writes: list[Write]
+    ) -> dict[tuple[str, str, str], int | None]:
+        """The stored revision of every key the batch touches: one query per resource and
+        namespace (and per ``_ROWS_PER_STATEMENT`` names); absent keys are left out."""
+        names: dict[tuple[str, str], set[str]] = {}
+        for w in writes:
+            names.setdefault((w.key.resource, w.key.namespace), set()).add(w.key.name)
+        p = self._p
+        out: dict[tuple[str, str, str], int | None] = {}
+        for (resource, namespace), group in names.items():
+            ordered = sorted(group)
+            for chunk in _chunks(ordered):
+                cur.execute(
+                    f"SELECT name, rev FROM objects WHERE resource = {p} AND namespace = {p} "
+                    f"AND name IN ({', '.join([p] * len(chunk))})",
+                    (resource, namespace, *chunk),
+                )
+                out.update(((resource, namespace, name), r) for name, r in cur.fetchall())
+        return out
 
     def _write_rows(
         self,
         cur: Any,
-        inserts: list[tuple],
-        updates: list[tuple],
-        deletes: list[tuple],
+        upserts: dict[tuple[str, str, str], tuple[int, bytes]],
+        deletes: list[tuple[str, str, str]],
         logged: list[tuple],
         rev: int,
     ) -> None:
         """Deletes first (a key deleted and re-created in one batch is inserted afresh), then
-        inserts, updates, the log rows and the head revision, one statement each."""
+        the new current rows as one upsert, the log rows and the head revision."""
         p = self._p
-        where = f"resource = {p} AND namespace = {p} AND name = {p}"
         if deletes:
-            cur.executemany(f"DELETE FROM objects WHERE {where}", deletes)
-        if inserts:
             cur.executemany(
-                f"INSERT INTO objects (resource, namespace, name, rev, value) "
-                f"VALUES ({p}, {p}, {p}, {p}, {p})",
-                inserts,
+                f"DELETE FROM objects WHERE resource = {p} AND namespace = {p} AND name = {p}",
+                deletes,
             )
-        if updates:
-            cur.executemany(f"UPDATE objects SET rev = {p}, value = {p} WHERE {where}", updates)
+        rows = [(*k, r, raw) for k, (r, raw) in upserts.items()]
+        for chunk in _chunks(rows):
+            cur.execute(
+                "INSERT INTO objects (resource, namespace, name, rev, value) VALUES "
+                + _placeholders(p, 5, len(chunk))
+                + " ON CONFLICT (resource, namespace, name) DO UPDATE"
+                " SET rev = excluded.rev, value = excluded.value",
+                [v for row in chunk for v in row],
+            )
+        for chunk in _chunks(logged):
+            cur.execute(
+                "INSERT INTO log (rev, type, resource, namespace, name, value) VALUES "
+                + _placeholders(p, 6, len(chunk)),
+                [v for row in chunk for v in row],
+            )
         if logged:
-            cur.executemany(
-                f"INSERT INTO log (rev, type, resource, namespace, name, value) "
-                f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
-                logged,
-            )
             cur.execute(f"UPDATE head SET rev = {p} WHERE id = 1", (rev,))
 
     def compact(self, keep: int) -> int:
@@ -230,3 +243,14 @@ class SqlBackend:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _chunks(items: list) -> list[list]:
+    step = _ROWS_PER_STATEMENT
+    return [items[i : i + step] for i in range(0, len(items), step)]
+
+
+def _placeholders(p: str, columns: int, rows: int) -> str:
+    """``(?, ?), (?, ?)`` for ``rows`` rows of ``columns`` parameters in paramstyle ``p``."""
+    row = "(" + ", ".join([p] * columns) + ")"
+    return ", ".join([row] * rows)

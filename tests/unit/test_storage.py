@@ -73,6 +73,49 @@ def test_delete_and_recreate_in_one_batch(backend):
     assert rev == 3 and b'"v":2' in raw
 
 
+def test_a_key_written_several_times_in_one_batch_keeps_the_last(backend):
+    backend.commit([Write("create", k("a"), {"v": 1})])
+    outs = backend.commit(
+        [
+            Write("update", k("a"), {"v": 2}, expected=1),
+            Write("update", k("a"), {"v": 3}, expected=2),
+            Write("create", k("b"), {"v": 1}),
+            Write("delete", k("b"), {"v": 1}),
+            Write("create", k("c"), {"v": 1}),
+            Write("update", k("c"), {"v": 2}, expected=99),  # conflict: c is at 5
+        ]
+    )
+    assert [o.error for o in outs] == [None, None, None, None, None, "conflict"]
+    objects = {key.name: (rev, raw) for key, rev, raw in backend.load(100).objects}
+    assert set(objects) == {"a", "c"}
+    assert objects["a"][0] == 3 and b'"v":3' in objects["a"][1]
+    assert objects["c"][0] == 6
+    assert [r.type for r in backend.records_after(1)] == [
+        "MODIFIED",
+        "MODIFIED",
+        "ADDED",
+        "DELETED",
+        "ADDED",
+    ]
+
+
+def test_batches_larger_than_one_statement(backend):
+    names = [f"n{i:04d}" for i in range(1203)]  # more than two statements' worth of rows
+    other = Key("/secrets", "kube-system", "n0001")  # same name, another resource/namespace
+    outs = backend.commit(
+        [Write("create", k(n), {"i": n}) for n in names] + [Write("create", other, {})]
+    )
+    assert [o.rev for o in outs] == list(range(1, 1205))
+    outs = backend.commit(
+        [Write("update", k(n), {"i": n, "u": 1}, expected=i + 1) for i, n in enumerate(names)]
+        + [Write("create", other, {})]
+    )
+    assert all(o.error is None for o in outs[:-1]) and outs[-1].error == "exists"
+    snap = backend.load(5000)
+    assert len(snap.objects) == 1204 and snap.rev == 2407
+    assert all(b'"u":1' in raw for key, _, raw in snap.objects if key != other)
+
+
 def test_log_records_and_compaction(backend):
     for i in range(10):
         backend.commit([Write("create", k(f"c{i}"), {})])
