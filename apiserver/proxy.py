@@ -12,12 +12,19 @@ Contracts:
   node agent is 500 InternalError naming the address.
 - ``pods/log`` is streamed: each chunk the node agent sends (it flushes per line with
   ``follow``) is forwarded as it arrives; the upstream request ends when the client goes.
-  The node agent's status code and body (a ``Status`` on error) are passed through.
+  The node agent's status code and body (a ``Status`` on error) are passed through, except
+  its 404 (it has not seen the pod yet): that is 400 ``container "c" in pod "p" is waiting to
+  start: ContainerCreating``, as Kubernetes answers for a pod not started.
 - ``pods/exec`` and ``pods/attach`` over WebSocket: the upstream connection is opened first
   with the subprotocols the client offered (``v5.channel.k8s.io``, ``v4.channel.k8s.io``, ...);
   the client is then accepted with the protocol the node agent chose and binary frames are
-  relayed both ways unchanged until either side closes. A refusal (upstream or ours) is an
-  HTTP error response, not a WebSocket, so kubectl reports it.
+  relayed both ways unchanged (v5's stdin close included) until either side closes.
+- Refusals: ours (no such pod or container, no node, no command) are HTTP ``Status``
+  responses; kubectl then retries with a plain SPDY ``POST``, which the REST path answers with
+  the same checks, so the user sees e.g. ``container x is not valid for pod y``. The node
+  agent's refusal (``container not found ("c")``) is reported the way Kubernetes' stream
+  translator does: the client is accepted and gets one channel-3 Status, ``Internal error
+  occurred: unable to upgrade connection: ...`` (a Status body from the agent is used as is).
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ PATHS = {"log": "containerLogs", "exec": "exec", "attach": "attach"}
 WS_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/{subresource}"
 CONNECT_TIMEOUT = 10.0
 STREAM_SUBRESOURCES = ("exec", "attach", "portforward")  # portforward: apiserver/portforward.py
+CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io")
+STATUS_CHANNEL = 3
 
 
 def resolve(registry: Any, namespace: str, name: str) -> tuple[Obj, Obj]:
@@ -104,6 +113,8 @@ def _query_without_container(query: str) -> str:
 async def proxy_to_kubelet(request: Request, pod: Obj, node: Obj, subresource: str) -> Response:
     """Serve an HTTP ``pods/<subresource>`` request by forwarding it to the node agent."""
     if subresource in STREAM_SUBRESOURCES:
+        if subresource != "portforward":  # the same checks as the WebSocket (kubectl's retry)
+            _check_stream_request(pod, subresource, request.query_params)
         raise errors.BadRequest(f"Upgrade request required for pods/{subresource}")
     if subresource not in PATHS:
         raise errors.NotFound("the server could not find the requested resource")
@@ -119,6 +130,11 @@ async def proxy_to_kubelet(request: Request, pod: Obj, node: Obj, subresource: s
     except httpx.HTTPError as err:
         await http.aclose()
         raise errors.InternalError(f"error dialing node agent {address}: {err}") from None
+    if upstream.status_code == 404 and subresource == "log":
+        # the pod exists (we just read it) but its node has not started it yet
+        await upstream.aclose()
+        await http.aclose()
+        raise errors.BadRequest(_waiting_to_start(pod, container))
     headers = {"Content-Type": upstream.headers.get("content-type", "text/plain")}
 
     async def body() -> AsyncIterator[bytes]:
@@ -151,14 +167,25 @@ async def _deny(ws: WebSocket, err: errors.ApiError) -> None:
         await ws.close(code=1008, reason=str(err)[:120])
 
 
+def _waiting_to_start(pod: Obj, container: str) -> str:
+    name = (pod.get("metadata") or {}).get("name")
+    return f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
+
+
+def _check_stream_request(pod: Obj, subresource: str, query: Any) -> str:
+    """The container of an exec or attach request (BadRequest when the request is wrong)."""
+    container = pick_container(pod, query.get("container"))
+    if subresource == "exec" and not query.getlist("command"):
+        raise errors.BadRequest("you must specify at least 1 command")
+    return container
+
+
 async def proxy_websocket(ws: WebSocket, pod: Obj, node: Obj, subresource: str) -> None:
     """Relay a ``pods/exec`` or ``pods/attach`` WebSocket to the node agent."""
     try:
         if subresource not in STREAM_SUBRESOURCES:
             raise errors.BadRequest(f"pods/{subresource} does not support WebSocket")
-        container = pick_container(pod, ws.query_params.get("container"))
-        if subresource == "exec" and not ws.query_params.getlist("command"):
-            raise errors.BadRequest("you must specify at least 1 command")
+        container = _check_stream_request(pod, subresource, ws.query_params)
         address = kubelet_address(node)
     except errors.ApiError as err:
         await _deny(ws, err)
@@ -176,9 +203,7 @@ async def proxy_websocket(ws: WebSocket, pod: Obj, node: Obj, subresource: str) 
             ping_interval=None,
         )
     except websockets.InvalidStatus as refused:
-        code = refused.response.status_code
-        message = (refused.response.body or b"").decode(errors="replace").strip()
-        await _deny(ws, _status_error(code, message or f"node agent refused {subresource}"))
+        await _report_refusal(ws, refused.response.status_code, refused.response.body or b"")
         return
     except (OSError, TimeoutError, websockets.WebSocketException) as err:
         await _deny(ws, errors.InternalError(f"error dialing node agent {address}: {err}"))
@@ -188,14 +213,28 @@ async def proxy_websocket(ws: WebSocket, pod: Obj, node: Obj, subresource: str) 
         await _relay(ws, upstream)
 
 
-def _status_error(code: int, message: str) -> errors.ApiError:
-    with contextlib.suppress(ValueError, KeyError, TypeError):
-        return errors.from_status(orjson.loads(message), code)
-    if code == 404:
-        return errors.NotFound(message)
-    if code in (400, 403):
-        return errors.BadRequest(message)
-    return errors.InternalError(message)
+def refusal_status(code: int, body: bytes) -> Obj:
+    """The Status for a node agent's refusal, as Kubernetes' stream translator words it: a
+    Status body as is, anything else ``Internal error occurred: unable to upgrade connection:
+    <text>``."""
+    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+        return errors.from_status(orjson.loads(body), code).status()
+    text = body.decode(errors="replace").strip() or f"HTTP {code}"
+    cause = f"unable to upgrade connection: {text}"
+    return errors.InternalError(
+        f"Internal error occurred: {cause}", causes=[{"message": cause}]
+    ).status()
+
+
+async def _report_refusal(ws: WebSocket, code: int, body: bytes) -> None:
+    """Accept the client and end its session with the refusal's Status on channel 3, so
+    kubectl prints it (a non-101 answer would only make it retry over SPDY)."""
+    offered = _offered(ws)
+    protocol = next((p for p in CHANNEL_PROTOCOLS if p in offered), None)
+    await ws.accept(subprotocol=protocol)
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await ws.send_bytes(bytes([STATUS_CHANNEL]) + orjson.dumps(refusal_status(code, body)))
+        await ws.close()
 
 
 async def _relay(ws: WebSocket, upstream: Any) -> None:

@@ -11,8 +11,12 @@ Routes (the Kubernetes kubelet's paths):
   with the channel protocol (``v5.channel.k8s.io``, ``v4.channel.k8s.io``): binary frames whose
   first byte is the stream (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 close). The
   session ends with one status frame: ``Success`` or ``NonZeroExitCode`` with the code in
-  ``details.causes[ExitCode]``. Without stdin and tty the command runs through CRI ExecSync;
-  with them, through CRI Exec: the agent relays frames to the runtime's streaming server.
+  ``details.causes[ExitCode]``. Every exec (with or without stdin and tty) goes through CRI
+  Exec, attach through CRI Attach: output streams as it is produced, with no deadline, and
+  the frames are relayed to the runtime's streaming server (:mod:`kubelet.streaming`).
+  Refusals come before the upgrade, in plain text as the kubelet's: ``500 container not found
+  ("c")`` when the pod or its container is not running here, ``400`` for a container the pod
+  does not have or a request without a command or streams.
 - ``/portForward/{namespace}/{pod}?port=N`` over WebSocket: one forwarded TCP connection
   (see :mod:`kubelet.portforward`).
 - ``GET /stats/summary`` (node and pod CPU/memory from CRI stats), ``GET /pods``,
@@ -23,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -43,11 +46,11 @@ from .logs import LogOptions, follow
 from .observe import RUNNING, ContainerRecord, observe
 from .portforward import PortForwarder
 from .specs import meta, spec
+from .streaming import STATUS, StreamError, Streams, failure, open_session, relay
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io")
-STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 Obj = dict[str, Any]
 
 
@@ -64,21 +67,38 @@ def status_response(code: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
-def exit_status(code: int) -> Obj:
-    """The channel-3 Status for an exit code (Kubernetes' remotecommand contract)."""
-    if code == 0:
-        return {"metadata": {}, "status": "Success"}
-    return {
-        "metadata": {},
-        "status": "Failure",
-        "message": f"command terminated with non-zero exit code: {code}",
-        "reason": "NonZeroExitCode",
-        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
-    }
-
-
 def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
+
+
+PULL_FAILURES = {
+    "ErrImagePull": "image can't be pulled",
+    "ImagePullBackOff": "trying and failing to pull image",
+}
+
+
+def waiting_message(pod: Obj, container: str) -> str:
+    """Kubernetes' words for logs of a container with no instance yet, from its waiting
+    reason in the pod's status (``ContainerCreating`` when there is none)."""
+    status = pod.get("status") or {}
+    reason = "ContainerCreating"
+    for s in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        if s.get("name") == container:
+            reason = ((s.get("state") or {}).get("waiting") or {}).get("reason") or reason
+    name = meta(pod).get("name")
+    detail = PULL_FAILURES.get(reason, reason)
+    return f'container "{container}" in pod "{name}" is waiting to start: {detail}'
+
+
+class Refusal(Exception):
+    """Why an exec or attach is refused before the upgrade: plain text, as the kubelet's."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def response(self) -> Response:
+        return PlainTextResponse(str(self), status_code=self.code)
 
 
 class Lookup(Exception):
@@ -137,12 +157,7 @@ class NodeServer:
                     "BadRequest",
                     f'previous terminated container "{container}" in pod "{pod_name}" not found',
                 )
-            raise Lookup(
-                400,
-                "BadRequest",
-                f'container "{container}" in pod "{pod_name}" is waiting to start: '
-                "ContainerCreating",
-            )
+            raise Lookup(400, "BadRequest", waiting_message(pod, container))
         return record
 
     # -- logs --------------------------------------------------------------------------------
@@ -198,103 +213,67 @@ class NodeServer:
         protocol = next((x for x in offered if x in PROTOCOLS), None)
         command = q.getlist("command")
         attach = ws.url.path.startswith("/attach/")
-        try:
-            pod = self._pod(p["namespace"], p["pod"])
-            record = await self._instance(pod, p["container"], previous=False)
-            if record.state != RUNNING:
-                raise Lookup(
-                    400,
-                    "BadRequest",
-                    f"container {p['container']} is not running (state: {record.state})",
-                )
-            if not command and not attach:
-                raise Lookup(400, "BadRequest", "you must specify at least 1 command")
-        except Lookup as err:
-            await ws.close(code=1008, reason=str(err)[:120])
-            return
-        await ws.accept(subprotocol=protocol)
-        interactive = _flag(q.get("stdin")) or _flag(q.get("tty"))
-        try:
-            if attach:
-                url = await self.agent.runtime.attach(
-                    record.id, tty=_flag(q.get("tty")), stdin=_flag(q.get("stdin"))
-                )
-                await self._relay_stream(ws, url)
-            elif interactive:
-                await self._exec_stream(ws, record.id, command, q, protocol or "")
-            else:
-                await self._exec_sync(ws, record.id, command, q)
-        except WebSocketDisconnect:
-            return
-        except CriError as err:
-            failure = {"metadata": {}, "status": "Failure", "message": str(err)}
-            failure["reason"] = "InternalError"
-            await ws.send_bytes(bytes([STATUS]) + json.dumps(failure).encode())
-        with contextlib.suppress(Exception):
-            await ws.close()
-
-    async def _exec_sync(
-        self, ws: WebSocket, container_id: str, command: list[str], q: Any
-    ) -> None:
-        result = await self.agent.runtime.exec_sync(container_id, command)
-        if result.stdout and _flag(q.get("stdout") or "1"):
-            await ws.send_bytes(bytes([STDOUT]) + result.stdout)
-        if result.stderr and _flag(q.get("stderr") or "1"):
-            await ws.send_bytes(bytes([STDERR]) + result.stderr)
-        await ws.send_bytes(bytes([STATUS]) + json.dumps(exit_status(result.exit_code)).encode())
-
-    async def _exec_stream(
-        self, ws: WebSocket, container_id: str, command: list[str], q: Any, protocol: str
-    ) -> None:
-        """Relay the client's channel frames to the runtime's streaming server and back."""
         tty = _flag(q.get("tty"))
-        url = await self.agent.runtime.exec(
-            container_id,
-            command,
-            tty=tty,
+        streams = Streams(
             stdin=_flag(q.get("stdin")),
             stdout=_flag(q.get("stdout") or "1"),
             stderr=_flag(q.get("stderr") or "1") and not tty,
+            tty=tty,
         )
-        await self._relay_stream(ws, url)
+        try:
+            container_id = await self._running_container(p["namespace"], p["pod"], p["container"])
+            if not command and not attach:
+                raise Refusal(400, "you must specify at least 1 command")
+            if not (streams.stdin or streams.stdout or streams.stderr):
+                raise Refusal(400, "you must specify at least 1 of stdin, stdout, stderr")
+        except Refusal as refusal:
+            await ws.send_denial_response(refusal.response())
+            return
+        await ws.accept(subprotocol=protocol)
+        try:
+            if attach:
+                url = await self.agent.runtime.attach(
+                    container_id,
+                    tty=streams.tty,
+                    stdin=streams.stdin,
+                    stdout=streams.stdout,
+                    stderr=streams.stderr,
+                )
+            else:
+                url = await self.agent.runtime.exec(
+                    container_id,
+                    command,
+                    tty=streams.tty,
+                    stdin=streams.stdin,
+                    stdout=streams.stdout,
+                    stderr=streams.stderr,
+                )
+            session = await open_session(url, streams)
+        except (CriError, StreamError) as err:
+            verb = "attaching to" if attach else "executing command in"
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await ws.send_bytes(bytes([STATUS]) + failure(f"error {verb} container: {err}"))
+                await ws.close()
+            return
+        await relay(ws, session)
+        with contextlib.suppress(Exception):
+            await ws.close()
 
-    async def _relay_stream(self, ws: WebSocket, url: str) -> None:
-        """Relay channel frames between the client and the runtime's streaming server."""
-        import websockets
-
-        url = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-        async with websockets.connect(
-            url, subprotocols=["v4.channel.k8s.io"], max_size=None, open_timeout=10
-        ) as upstream:
-
-            async def client_to_runtime() -> None:
-                while True:
-                    message = await ws.receive()
-                    if message["type"] == "websocket.disconnect":
-                        return
-                    data = message.get("bytes")
-                    if data is None:
-                        data = (message.get("text") or "").encode()
-                    if not data:
-                        continue
-                    if data[0] == CLOSE:
-                        # v5 "close stdin": the v4 runtime side knows no such frame; an empty
-                        # stdin frame is not an EOF either, so stop relaying stdin.
-                        return
-                    await upstream.send(data)
-
-            async def runtime_to_client() -> None:
-                async for data in upstream:
-                    payload = data if isinstance(data, bytes) else data.encode()
-                    await ws.send_bytes(payload)
-
-            sender = asyncio.create_task(client_to_runtime())
-            try:
-                await runtime_to_client()
-            finally:
-                sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await sender
+    async def _running_container(self, namespace: str, name: str, container: str) -> str:
+        """The runtime id of the running ``container`` (:class:`Refusal` as the kubelet's)."""
+        pod = self.agent.find_pod(namespace, name)
+        not_found = Refusal(500, f'container not found ("{container}")')
+        if pod is None:
+            raise not_found
+        names = [c["name"] for c in (spec(pod).get("containers") or [])]
+        names += [c["name"] for c in (spec(pod).get("initContainers") or [])]
+        if container not in names:
+            raise Refusal(400, f"container {container} is not valid for pod {name}")
+        rt = await observe(self.agent.runtime, meta(pod)["uid"], self.agent.name)
+        record = rt.latest(container)
+        if record is None or record.state != RUNNING:
+            raise not_found
+        return record.id
 
     # -- stats -------------------------------------------------------------------------------
 

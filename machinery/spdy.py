@@ -17,7 +17,10 @@ Written from the public SPDY/3.1 draft. Three layers, each usable alone:
 
 Flow control: every DATA byte a stream's reader consumes is given back to the peer with
 WINDOW_UPDATE (stream and session windows) once half a window (:data:`UPDATE_AT`) has been
-consumed, so a peer that honours the 64 KiB window never waits on us. Our own sending is
+consumed, so a peer that honours the 64 KiB window never waits on us (unless the session is
+made with ``window_updates=False``: a client of a spdystream server, which never enforces
+windows and closes its socket right after its last frame, so an unread WINDOW_UPDATE of ours
+would turn that close into a reset that drops the end of its output). Our own sending is
 *not* held to the peer's window: kubectl's SPDY library (spdystream) never sends
 WINDOW_UPDATE, so honouring it would stall every transfer past 64 KiB. Back-pressure
 comes from the transport instead, and a stream whose unread buffer passes
@@ -414,9 +417,15 @@ class Session:
     """A SPDY/3.1 session (see the module docstring for what it guarantees)."""
 
     def __init__(
-        self, transport: Transport, *, client: bool, on_stream: StreamHandler | None = None
+        self,
+        transport: Transport,
+        *,
+        client: bool,
+        on_stream: StreamHandler | None = None,
+        window_updates: bool = True,
     ) -> None:
         self.transport, self.client, self.on_stream = transport, client, on_stream
+        self.window_updates = window_updates
         self._out, self._reader = HeaderCodec(), FrameReader()
         self._write_lock = asyncio.Lock()
         self._streams: dict[int, Stream] = {}
@@ -480,7 +489,7 @@ class Session:
     async def _consumed(self, stream: Stream, n: int) -> None:
         stream._unacked += n
         self._unacked += n
-        if self.closed.is_set():
+        if self.closed.is_set() or not self.window_updates:
             return
         with contextlib.suppress(ConnectionError, StreamReset):
             if stream._unacked >= UPDATE_AT:

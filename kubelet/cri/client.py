@@ -279,7 +279,7 @@ class AsyncRuntimeClient(_Base):
         stdout: bool = True,
         stderr: bool = True,
     ) -> str:
-        """The runtime's streaming URL for an interactive exec."""
+        """The runtime's streaming URL for an exec (see :mod:`kubelet.streaming`)."""
         req = pb.ExecRequest(
             container_id=container_id,
             cmd=list(cmd),
@@ -290,9 +290,22 @@ class AsyncRuntimeClient(_Base):
         )
         return (await self._call("runtime", "Exec", req)).url
 
-    async def attach(self, container_id: str, *, tty: bool = False, stdin: bool = False) -> str:
+    async def attach(
+        self,
+        container_id: str,
+        *,
+        tty: bool = False,
+        stdin: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+    ) -> str:
+        """The runtime's streaming URL for attaching to the container's main process."""
         req = pb.AttachRequest(
-            container_id=container_id, tty=tty, stdin=stdin, stdout=True, stderr=not tty
+            container_id=container_id,
+            tty=tty,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr and not tty,
         )
         return (await self._call("runtime", "Attach", req)).url
 

@@ -23,7 +23,8 @@ Semantics, kept close to containerd's:
   rate over the injected ``clock`` while the container runs; ``usage_nano_cores`` is the set
   rate (containerd instead reports 0 on a first sample).
 - Logs: records in CRI format under ``log_directory/log_path`` when both are set.
-- Exec/Attach/PortForward return ``fake://`` URLs that nothing serves.
+- Exec/Attach return URLs on a fake streaming server (:mod:`kubelet.cri.fakestream`, started
+  in the running loop on first use); PortForward returns a ``fake://`` URL nothing serves.
 
 State per sandbox and container is a small slotted object holding the request's config
 message, so a process can hold thousands of hollow pods.
@@ -51,6 +52,7 @@ import grpc.aio
 
 from . import api_pb2 as pb
 from .client import NODE_METADATA_KEY, socket_path
+from .fakestream import StreamServer
 from .logs import format_output
 from .names import normalize_image
 
@@ -199,6 +201,7 @@ class FakeRuntime:
         self._exec_results: dict[str, ExecResult] = {}
         self._ids = itertools.count(1)
         self.calls: Counter[str] = Counter()  # RPC name -> number of calls
+        self.streaming: StreamServer | None = None  # exec/attach sessions, started on first use
 
     # ---------------------------------------------------------------------------------------
     # test controls
@@ -627,11 +630,16 @@ class FakeRuntime:
 
     def Exec(self, req: pb.ExecRequest) -> pb.ExecResponse:
         self._container(req.container_id)
-        return pb.ExecResponse(url=f"fake://exec/{req.container_id}")
+        return pb.ExecResponse(url=self._streams().url("exec", req))
 
     def Attach(self, req: pb.AttachRequest) -> pb.AttachResponse:
         self._container(req.container_id)
-        return pb.AttachResponse(url=f"fake://attach/{req.container_id}")
+        return pb.AttachResponse(url=self._streams().url("attach", req))
+
+    def _streams(self) -> StreamServer:
+        if self.streaming is None:
+            self.streaming = StreamServer(self)
+        return self.streaming
 
     def PortForward(self, req: pb.PortForwardRequest) -> pb.PortForwardResponse:
         self._sandbox(req.pod_sandbox_id)
@@ -804,6 +812,9 @@ class FakeServer:
         return self.endpoint
 
     async def stop(self, grace: float | None = None) -> None:
+        for runtime in self.runtimes.values():
+            if runtime.streaming is not None:
+                runtime.streaming.close()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

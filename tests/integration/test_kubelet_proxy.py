@@ -26,7 +26,7 @@ from machinery.client import AsyncClient
 from machinery.kinds import lookup
 from tests.conftest import ApiServerProcess, free_port
 
-PODS = lookup("pods")
+PODS, NODES = lookup("pods"), lookup("nodes")
 KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
 
 
@@ -218,3 +218,100 @@ async def test_real_kubectl_logs_and_exec(cluster: Cluster) -> None:
     assert (out.returncode, out.stdout) == (0, "hi\n"), out.stderr
     out = await asyncio.to_thread(kubectl, c.api, "exec", "kube", "--", "sh", "-c", "exit 7")
     assert out.returncode == 7, out.stderr
+
+
+async def test_logs_of_a_pod_its_node_agent_has_not_started(cluster: Cluster) -> None:
+    """A second Node object points at node-p's agent, which never runs pods bound to node-q:
+    the pod exists, its node agent answers for it, but has not started it."""
+    c = cluster
+    port = c.agent.config.port
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-q"}}
+    await c.client.create(NODES, node)
+    status = {
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+        }
+    }
+    await c.client.patch(NODES, "node-q", status, subresource="status")
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pending"},
+        "spec": {"nodeName": "node-q", "containers": [{"name": "main", "image": "busybox"}]},
+    }
+    await c.client.create(PODS, body, "default")
+    async with httpx.AsyncClient(base_url=c.api.url) as web:
+        r = await web.get("/api/v1/namespaces/default/pods/pending/log")
+    assert (r.status_code, r.json()["reason"]) == (400, "BadRequest")
+    assert r.json()["message"] == (
+        'container "main" in pod "pending" is waiting to start: ContainerCreating'
+    )
+
+
+async def test_logs_of_a_container_whose_image_cannot_be_pulled(cluster: Cluster) -> None:
+    c = cluster
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "unpulled"},
+        "spec": {
+            "nodeName": "node-p",
+            "containers": [{"name": "main", "image": "example.invalid/nothing:1"}],
+        },
+    }
+    await c.client.create(PODS, body, "default")
+    pull_failures = {
+        'container "main" in pod "unpulled" is waiting to start: image can\'t be pulled',
+        'container "main" in pod "unpulled" is waiting to start: trying and failing to pull image',
+    }
+    async with httpx.AsyncClient(base_url=c.api.url) as web:
+
+        async def refused() -> dict | None:
+            r = await web.get("/api/v1/namespaces/default/pods/unpulled/log")
+            return r.json() if r.json().get("message") in pull_failures else None
+
+        status = await eventually(refused)
+    assert (status["code"], status["reason"]) == (400, "BadRequest")
+
+
+async def test_exec_refused_by_the_node_agent_reads_as_kubernetes(cluster: Cluster) -> None:
+    """The API server accepts, then ends the session with the agent's refusal as a Status, as
+    Kubernetes' stream translator does (so kubectl prints it instead of retrying over SPDY)."""
+    c = cluster
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "unstarted"},
+        "spec": {
+            "nodeName": "node-p",
+            "containers": [{"name": "main", "image": "example.invalid/nothing:1"}],
+        },
+    }
+    await c.client.create(PODS, body, "default")
+
+    async def seen() -> bool:
+        return c.agent.find_pod("default", "unstarted") is not None
+
+    await eventually(seen)  # known to the agent, its container never started
+    ws_base = c.api.url.replace("http://", "ws://")
+    path = "/api/v1/namespaces/default/pods/unstarted/exec?command=ls&stdout=true"
+    async with websockets.connect(ws_base + path, subprotocols=["v5.channel.k8s.io"]) as ws:
+        assert ws.subprotocol == "v5.channel.k8s.io"
+        frames = [f async for f in ws]
+    assert len(frames) == 1 and frames[0][0] == 3
+    status = json.loads(frames[0][1:])
+    assert (status["status"], status["reason"], status["code"]) == ("Failure", "InternalError", 500)
+    assert status["message"] == (
+        'Internal error occurred: unable to upgrade connection: container not found ("main")'
+    )
+    # kubectl's retry over SPDY (a plain POST) gets the API server's own checks
+    async with httpx.AsyncClient(base_url=c.api.url) as web:
+        r = await web.post(
+            "/api/v1/namespaces/default/pods/unstarted/exec",
+            params={"command": "ls", "container": "nope"},
+        )
+    assert (r.status_code, r.json()["message"]) == (
+        400,
+        "container nope is not valid for pod unstarted",
+    )
