@@ -64,6 +64,7 @@ class Store:
         self._tasks: list[asyncio.Task] = []
         self._caught_up = asyncio.Condition()  # notified whenever the follower applied records
         self._kick = asyncio.Event()  # set after a commit: the follower reads the log at once
+        self._writing = asyncio.Lock()  # a batch being written, or a compaction
 
     async def start(self, compact_every: float = 60.0) -> None:
         loop = asyncio.get_running_loop()
@@ -105,7 +106,14 @@ class Store:
                 batch.append(self._queue.get_nowait())
             writes = [w for w, _ in batch]
             try:
-                outcomes = await loop.run_in_executor(self._pool, self.backend.commit, writes)
+                async with self._writing:
+                    if getattr(self.backend, "stages", False):
+                        outcomes = self.backend.stage(writes)  # type: ignore[attr-defined]
+                        await loop.run_in_executor(self._pool, self.backend.finish)  # type: ignore[attr-defined]
+                    else:
+                        outcomes = await loop.run_in_executor(
+                            self._pool, self.backend.commit, writes
+                        )
             except Exception as exc:  # the whole batch failed: nothing was stored
                 log.exception("store commit failed")
                 for _, fut in batch:
@@ -167,7 +175,8 @@ class Store:
         while True:
             await asyncio.sleep(every)
             try:
-                await loop.run_in_executor(self._pool, self.backend.compact, self.history)
+                async with self._writing:  # never while a batch is staged
+                    await loop.run_in_executor(self._pool, self.backend.compact, self.history)
             except Exception:
                 log.exception("compaction failed")
 

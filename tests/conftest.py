@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -29,15 +29,19 @@ class ApiServerProcess:
     data_dir: Path
     proc: subprocess.Popen
     port: int
+    _clients: list = field(default_factory=list)
 
     @property
     def kubeconfig(self) -> str:
         return str(self.data_dir / "kubeconfig")
 
     def client(self):
+        """A sync client, closed with the server unless the caller closes it first."""
         from machinery.client import Client
 
-        return Client(self.url)
+        client = Client(self.url)
+        self._clients.append(client)
+        return client
 
     def async_client(self):
         from machinery.client import AsyncClient
@@ -45,6 +49,9 @@ class ApiServerProcess:
         return AsyncClient(self.url)
 
     def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

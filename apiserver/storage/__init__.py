@@ -86,7 +86,11 @@ class Backend(Protocol):
         """Current objects and up to ``history`` most recent log records."""
 
     def commit(self, writes: list[Write]) -> list[Outcome]:
-        """Apply writes in order in one durable transaction; a failed write changes nothing."""
+        """Apply writes in order in one durable transaction; a failed write changes nothing.
+
+        A backend whose ``stages`` attribute is true also offers the two halves of a commit:
+        ``stage(writes) -> list[Outcome]`` (the statements, cheap, on the caller's thread) and
+        ``finish()`` (the durable commit, blocking, on the writer thread)."""
 
     def compact(self, keep: int) -> int:
         """Drop log records older than the newest ``keep`` (at least one is kept); return the

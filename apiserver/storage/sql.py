@@ -78,6 +78,8 @@ class SqlBackend:
         self.sqlite = url.startswith("sqlite")
         self._p = "?" if self.sqlite else "%s"  # the driver's paramstyle, for raw statements
         self.engine: Engine = create_engine(url, pool_pre_ping=not self.sqlite)
+        self._writer: Any = None  # SQLite: the pooled connection batches are written on
+        self.stages = self.sqlite  # commits in two halves: stage() and finish()
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _meta.create_all(self.engine)
@@ -103,51 +105,93 @@ class SqlBackend:
         return Snapshot(rev=rev, compacted=compacted, objects=objs, history=records)
 
     def commit(self, writes: list[Write]) -> list[Outcome]:
-        """One transaction for the batch. The checks run against the stored revisions (read
-        under the head-row lock) plus the batch's own earlier writes.
-
-        The batch costs a handful of multi-row statements whatever its size: every statement
-        step releases and retakes the GIL, which the request path holds most of the time, so
-        a statement per write (or an ``executemany``, a step per row) made a batch wait for
-        the GIL dozens of times."""
+        """One transaction for the batch (on SQLite: :meth:`stage`, then :meth:`finish`)."""
+        if self.sqlite:
+            outcomes = self.stage(writes)
+            self.finish()
+            return outcomes
         with self.engine.begin() as conn:
             # The driver's own cursor: SQLAlchemy's per-statement bookkeeping cost more CPU
-            # than SQLite itself for these small statements.
+            # than the database itself for these small statements.
             cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            lock = " FOR UPDATE" if not self.sqlite else ""
-            cur.execute(f"SELECT rev FROM head WHERE id = 1{lock}")
-            rev = cur.fetchone()[0]
-            current = self._stored_revisions(cur, writes)
-            upserts: dict[tuple[str, str, str], tuple[int, bytes]] = {}
-            deletes: list[tuple[str, str, str]] = []
-            logged: list[tuple] = []
-            outcomes: list[Outcome] = []
-            for w in writes:
-                k = (w.key.resource, w.key.namespace, w.key.name)
-                have = current.get(k)
-                if w.op == "create" and have is not None:
-                    outcomes.append(Outcome(error="exists"))
-                    continue
-                if w.op != "create" and have is None:
-                    outcomes.append(Outcome(error="missing"))
-                    continue
-                if w.op != "create" and w.expected is not None and w.expected != have:
-                    outcomes.append(Outcome(error="conflict"))
-                    continue
-                rev += 1
-                w.obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
-                raw = orjson.dumps(w.obj)
-                if w.op == "delete":
-                    current[k] = None
-                    upserts.pop(k, None)
-                    deletes.append(k)
-                else:
-                    current[k] = rev
-                    upserts[k] = (rev, raw)
-                logged.append((rev, _EVENT[w.op], *k, raw))
-                outcomes.append(Outcome(rev=rev, raw=raw))
-            self._write_rows(cur, upserts, deletes, logged, rev)
+            cur.execute("SELECT rev FROM head WHERE id = 1 FOR UPDATE")
+            outcomes = self._apply(cur, writes, cur.fetchone()[0])
             cur.close()
+        return outcomes
+
+    def stage(self, writes: list[Write]) -> list[Outcome]:
+        """SQLite: run the batch's statements in a new transaction left open for
+        :meth:`finish`; on any error roll back and raise.
+
+        The two halves let the API server run the statements on its event loop thread, which
+        holds the GIL anyway, and only the durable COMMIT (fsync, GIL released) on a worker
+        thread. Run whole on a worker thread, a batch waited for the GIL at every statement
+        step while the event loop held it: about 4 ms per batch of 8 instead of 0.7."""
+        conn = self._writer_connection()
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            cur.execute("SELECT rev FROM head WHERE id = 1")
+            return self._apply(cur, writes, cur.fetchone()[0])
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def finish(self) -> None:
+        """SQLite: make the staged batch durable; on failure roll it back and raise."""
+        conn = self._writer_connection()
+        try:
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def _writer_connection(self) -> Any:
+        """The one SQLite connection batches are written on, kept for the backend's life."""
+        if self._writer is None:
+            self._writer = self.engine.raw_connection()
+        return self._writer.driver_connection
+
+    def _apply(self, cur: Any, writes: list[Write], rev: int) -> list[Outcome]:
+        """Check and write a batch on ``cur`` inside an open transaction whose head revision
+        is ``rev`` (read under the head-row lock): checks run against the stored revisions
+        plus the batch's own earlier writes.
+
+        The batch costs a handful of multi-row statements whatever its size: every SQLite
+        statement step releases and retakes the GIL, so a statement per write (or an
+        ``executemany``, a step per row) made a batch wait for the GIL dozens of times."""
+        current = self._stored_revisions(cur, writes)
+        upserts: dict[tuple[str, str, str], tuple[int, bytes]] = {}
+        deletes: list[tuple[str, str, str]] = []
+        logged: list[tuple] = []
+        outcomes: list[Outcome] = []
+        for w in writes:
+            k = (w.key.resource, w.key.namespace, w.key.name)
+            have = current.get(k)
+            if w.op == "create" and have is not None:
+                outcomes.append(Outcome(error="exists"))
+                continue
+            if w.op != "create" and have is None:
+                outcomes.append(Outcome(error="missing"))
+                continue
+            if w.op != "create" and w.expected is not None and w.expected != have:
+                outcomes.append(Outcome(error="conflict"))
+                continue
+            rev += 1
+            w.obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+            raw = orjson.dumps(w.obj)
+            if w.op == "delete":
+                current[k] = None
+                upserts.pop(k, None)
+                deletes.append(k)
+            else:
+                current[k] = rev
+                upserts[k] = (rev, raw)
+            logged.append((rev, _EVENT[w.op], *k, raw))
+            outcomes.append(Outcome(rev=rev, raw=raw))
+        self._write_rows(cur, upserts, deletes, logged, rev)
         return outcomes
 
     def _stored_revisions(
@@ -242,6 +286,9 @@ class SqlBackend:
             ]
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         self.engine.dispose()
 
 

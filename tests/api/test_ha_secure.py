@@ -107,6 +107,12 @@ def test_credentials_issued_through_one_server_work_on_the_other(servers, tmp_pa
         )
         assert r.status_code == 201, r.text
         token = r.json()["status"]["token"]
+        # B learns of the ServiceAccount from the shared log a poll later; a token is only
+        # good while its ServiceAccount exists where it is checked
+        deadline = time.monotonic() + 10
+        while b.get("/api/v1/namespaces/default/serviceaccounts/bot").status_code != 200:
+            assert time.monotonic() < deadline, "B never saw the ServiceAccount"
+            time.sleep(0.05)
     # the token A signed is accepted by B: B names the account (403), it does not refuse the
     # token (401)
     with _client(b_url, ca, token=token) as b:

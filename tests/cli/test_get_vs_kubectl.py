@@ -206,29 +206,31 @@ def more_ns(tug, ns, api):
 
     res = tug("apply", "-f", "-", "-n", ns, stdin=APP + "---\n" + MORE)
     assert res.code == 0, res.err
-    client = api.client()
-    rs = client.get(lookup("replicasets"), "rs1", ns)
-    rs["status"] = {"replicas": 3, "readyReplicas": 2, "availableReplicas": 2}
-    client.update(lookup("replicasets"), rs, subresource="status")
-    hpas = builtin("autoscaling/v2", "HorizontalPodAutoscaler")
-    hpa = client.get(hpas, "cpu", ns)
-    hpa["status"] = {
-        "currentReplicas": 3,
-        "desiredReplicas": 3,
-        "currentMetrics": [
-            {
-                "type": "Resource",
-                "resource": {
-                    "name": "cpu",
-                    "current": {"averageUtilization": 42, "averageValue": "42m"},
-                },
-            }
-        ],
-    }
-    client.update(hpas, hpa, subresource="status")
-    events = lookup("events")
-    client.create(events, _event(ns, "e1", "Pod", "solo", "Pulled", "Normal", 300), ns)
-    client.create(events, _event(ns, "e2", "ReplicaSet", "rs1", "FailedCreate", "Warning", 90), ns)
+    with api.client() as client:
+        rs = client.get(lookup("replicasets"), "rs1", ns)
+        rs["status"] = {"replicas": 3, "readyReplicas": 2, "availableReplicas": 2}
+        client.update(lookup("replicasets"), rs, subresource="status")
+        hpas = builtin("autoscaling/v2", "HorizontalPodAutoscaler")
+        hpa = client.get(hpas, "cpu", ns)
+        hpa["status"] = {
+            "currentReplicas": 3,
+            "desiredReplicas": 3,
+            "currentMetrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "current": {"averageUtilization": 42, "averageValue": "42m"},
+                    },
+                }
+            ],
+        }
+        client.update(hpas, hpa, subresource="status")
+        events = lookup("events")
+        client.create(events, _event(ns, "e1", "Pod", "solo", "Pulled", "Normal", 300), ns)
+        client.create(
+            events, _event(ns, "e2", "ReplicaSet", "rs1", "FailedCreate", "Warning", 90), ns
+        )
     return ns
 
 

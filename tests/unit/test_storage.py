@@ -141,3 +141,29 @@ def test_reopen_keeps_state(tmp_path):
 def test_unknown_url_scheme_fails_loudly():
     with pytest.raises(ValueError, match="unsupported storage URL"):
         open_backend("etcd://localhost:2379")
+
+
+def test_a_failed_finish_stores_nothing(tmp_path, monkeypatch):
+    """SQLite commits in two halves; when the durable half fails the staged batch is gone."""
+    import sqlite3
+
+    b = open_backend(f"sqlite:///{tmp_path}/state.db")
+    b.commit([Write("create", k("a"), {})])
+    assert b.stage([Write("create", k("b"), {})])[0].rev == 2
+    real = b._writer_connection()
+
+    class FailingCommit:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def commit(self):
+            raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(b, "_writer_connection", FailingCommit)
+    with pytest.raises(sqlite3.OperationalError):
+        b.finish()
+    monkeypatch.undo()
+    snap = b.load(100)
+    assert snap.rev == 1 and [key.name for key, _, _ in snap.objects] == ["a"]
+    assert b.commit([Write("create", k("b"), {})])[0].rev == 2
+    b.close()
