@@ -11,10 +11,12 @@ each line with ``[pod/NAME/CONTAINER] ``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -358,7 +360,7 @@ def run_exec(session: Session, args: argparse.Namespace) -> int:
         threading.Thread(target=_pump_stdin, args=(ws, v5), daemon=True).start()
     out = getattr(sys.stdout, "buffer", None)
     code = 0
-    with ws:
+    with ws, _raw_terminal(ws, args.tty and args.stdin):
         for frame in ws:
             data = frame if isinstance(frame, bytes) else frame.encode()
             if not data:
@@ -383,14 +385,54 @@ def _write(text_stream: Any, binary: Any, payload: bytes) -> None:
 
 
 def _pump_stdin(ws: Any, v5: bool) -> None:
-    src = getattr(sys.stdin, "buffer", sys.stdin)
+    """Send stdin to the container until it ends (then close the channel, on v5)."""
     try:
-        while chunk := src.read1(4096) if hasattr(src, "read1") else src.read(4096):
-            ws.send(bytes([STDIN]) + (chunk if isinstance(chunk, bytes) else chunk.encode()))
+        while chunk := _read_stdin():
+            ws.send(bytes([STDIN]) + chunk)
         if v5:
             ws.send(bytes([CLOSE, STDIN]))
     except Exception:
         return
+
+
+def _read_stdin() -> bytes:
+    """Whatever stdin has, at most 4 KiB. A real file is read with ``os.read``: a daemon
+    thread blocked inside a buffered reader makes the interpreter abort at exit."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a StringIO in tests)
+        chunk = sys.stdin.read(4096)
+        return chunk if isinstance(chunk, bytes) else chunk.encode()
+    return os.read(fd, 4096)
+
+
+@contextlib.contextmanager
+def _raw_terminal(ws: Any, wanted: bool) -> Iterator[None]:
+    """With ``-it`` on a terminal, as kubectl: the local terminal in raw mode (keys go to the
+    container as typed) and its size sent on the resize channel, now and on every SIGWINCH."""
+    if not wanted or not sys.stdin.isatty():
+        yield
+        return
+    import signal
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+
+    def send_size(*_: Any) -> None:
+        size = os.get_terminal_size(fd)
+        resize = {"Width": size.columns, "Height": size.lines}
+        ws.send(bytes([RESIZE]) + json.dumps(resize).encode())
+
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    previous = signal.signal(signal.SIGWINCH, send_size)
+    try:
+        send_size()
+        yield
+    finally:
+        signal.signal(signal.SIGWINCH, previous)
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 # ------------------------------------------------------------------------------ top

@@ -11,6 +11,7 @@ import os
 import pty
 import struct
 import subprocess
+import sys
 import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -124,12 +125,18 @@ async def test_exec_streams_output_reads_stdin_to_its_end_and_keeps_exit_code(
     assert (out.returncode, out.stdout.strip()) == (0, "3"), out.stderr
 
 
-def run_in_terminal(api: ApiServerProcess, rows: int, cols: int, *args: str) -> tuple[int, str]:
-    """Run kubectl on a pseudo-terminal of ``rows``×``cols``; its exit code and output."""
+TUG = [sys.executable, "-c", "from cli.main import main; raise SystemExit(main())"]
+
+
+def run_in_terminal(
+    api: ApiServerProcess, rows: int, cols: int, *args: str, program: list[str] | None = None
+) -> tuple[int, str]:
+    """Run kubectl (or ``program``) on a pseudo-terminal of ``rows``×``cols``; its exit code
+    and output."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     proc = subprocess.Popen(
-        [str(KUBECTL), *args], stdin=slave, stdout=slave, stderr=slave, env=env(api)
+        [*(program or [str(KUBECTL)]), *args], stdin=slave, stdout=slave, stderr=slave, env=env(api)
     )
     os.close(slave)
     output = b""
@@ -173,6 +180,25 @@ async def test_tty_and_attach(
     assert code == 4, output
     assert lines[-3].startswith("/dev/pts/") and lines[-2] == "33 111", output
     assert lines[-1] == "command terminated with exit code 4", output
+
+    # the same through tug: a terminal of the client's size in the container, the exit code
+    code, output = await asyncio.to_thread(
+        run_in_terminal,
+        api,
+        33,
+        111,
+        "exec",
+        "-it",
+        "terminal",
+        "--",
+        "sh",
+        "-c",
+        script,
+        program=TUG,
+    )
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    assert code == 4, output
+    assert lines[-2].startswith("/dev/pts/") and lines[-1] == "33 111", output
 
     # attach to a shell reading its stdin: input goes in, output comes back; the end of input
     # closes the container's stdin (stdinOnce), so the shell and the attach end.
