@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from machinery import errors
+from machinery import channels, errors
 from machinery.kinds import lookup
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ WS_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/{subresource}"
 CONNECT_TIMEOUT = 10.0
 STREAM_SUBRESOURCES = ("exec", "attach", "portforward")  # portforward: apiserver/portforward.py
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io")
-STATUS_CHANNEL = 3
 
 
 def resolve(registry: Any, namespace: str, name: str) -> tuple[Obj, Obj]:
@@ -233,20 +232,14 @@ async def _report_refusal(ws: WebSocket, code: int, body: bytes) -> None:
     protocol = next((p for p in CHANNEL_PROTOCOLS if p in offered), None)
     await ws.accept(subprotocol=protocol)
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        await ws.send_bytes(bytes([STATUS_CHANNEL]) + orjson.dumps(refusal_status(code, body)))
+        await ws.send_bytes(bytes([channels.STATUS]) + orjson.dumps(refusal_status(code, body)))
         await ws.close()
 
 
 async def _relay(ws: WebSocket, upstream: Any) -> None:
     async def client_to_node() -> None:
         try:
-            while True:
-                message = await ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                data = message.get("bytes")
-                if data is None:
-                    data = (message.get("text") or "").encode()
+            async for data in channels.received(ws):
                 await upstream.send(data)
         except (WebSocketDisconnect, websockets.ConnectionClosed):
             return

@@ -320,32 +320,15 @@ class ServiceStrategy(Strategy):
         try:
             self.ips.allocate(ip)
         except AllocationError as err:
-            raise errors.invalid(
-                "Service",
-                obj["metadata"]["name"],
-                [
-                    {
-                        "reason": "FieldValueInvalid",
-                        "field": "spec.clusterIPs",
-                        "message": f'Invalid value: ["{ip}"]: failed to allocate IP {ip}: {err}',
-                    }
-                ],
-            ) from None
+            message = f'Invalid value: ["{ip}"]: failed to allocate IP {ip}: {err}'
+            raise _invalid_service_field(obj, "spec.clusterIPs", message) from None
 
     def _take_port(self, obj: dict[str, Any], index: int, port: int) -> None:
         try:
             self.ports.allocate(port)
         except AllocationError as err:
-            raise errors.invalid(
-                "Service",
-                obj["metadata"]["name"],
-                [
-                    {
-                        "reason": "FieldValueInvalid",
-                        "field": f"spec.ports[{index}].nodePort",
-                        "message": f"Invalid value: {port}: {err}",
-                    }
-                ],
+            raise _invalid_service_field(
+                obj, f"spec.ports[{index}].nodePort", f"Invalid value: {port}: {err}"
             ) from None
 
     def follow(self, _typ: str, new: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
@@ -417,3 +400,9 @@ class Strategies:
 
     def unregister(self, storage_key: str) -> None:
         self.by_resource.pop(storage_key, None)
+
+
+def _invalid_service_field(obj: dict[str, Any], field: str, message: str) -> errors.Invalid:
+    """422 Invalid naming one field of a Service, as its allocators report."""
+    cause = {"reason": "FieldValueInvalid", "field": field, "message": message}
+    return errors.invalid("Service", obj["metadata"]["name"], [cause])

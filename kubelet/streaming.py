@@ -32,12 +32,11 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from machinery import spdy
+from machinery import channels, spdy
+from machinery.channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 
 PROTOCOL = "v4.channel.k8s.io"
-STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 CONNECT_TIMEOUT = 10.0
-READ_SIZE = 64 * 1024
 MAX_ERROR_BODY = 64 * 1024
 
 
@@ -64,28 +63,6 @@ class Streams:
             ("resize", self.tty),
         ]
         return [name for name, on in wanted if on]
-
-
-class _Socket:
-    """A TCP connection as a :class:`machinery.spdy.Transport`."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    async def read(self) -> bytes:
-        try:
-            return await self.reader.read(READ_SIZE)
-        except ConnectionError:
-            return b""
-
-    async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
 
 
 class Session:
@@ -121,7 +98,7 @@ async def open_session(url: str, streams: Streams) -> Session:
         )
     except (OSError, TimeoutError) as err:
         raise StreamError(f"error dialing the streaming server {parts.netloc}: {err}") from None
-    transport = _Socket(reader, writer)
+    transport = spdy.TcpTransport(reader, writer)
     try:
         await _upgrade(reader, writer, parts.netloc, parts.path or "/")
     except BaseException:
@@ -205,13 +182,7 @@ async def relay(ws: WebSocket, session: Session) -> None:
 
     async def client_side() -> None:
         stdin, resize = streams.get("stdin"), streams.get("resize")
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data = message.get("bytes")
-            if data is None:
-                data = (message.get("text") or "").encode()
+        async for data in channels.received(ws):
             if not data:
                 continue
             channel, payload = data[0], data[1:]

@@ -335,6 +335,30 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+class TcpTransport:
+    """An asyncio TCP connection as a :class:`Transport`."""
+
+    READ_SIZE = 64 * 1024
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def read(self) -> bytes:
+        try:
+            return await self.reader.read(self.READ_SIZE)
+        except ConnectionError:
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
 class Stream:
     """One SPDY stream: bytes in both directions, half-close with :meth:`close`."""
 

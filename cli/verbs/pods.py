@@ -26,6 +26,7 @@ from cli.errors import CliError
 from cli.output import pad_columns
 from cli.verbs.modify import ref_text
 from machinery import errors, kinds
+from machinery.channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 from machinery.client import error_from_response
 from machinery.printers import format_label_selector
 from machinery.quantity import cpu_millis, to_bytes
@@ -279,8 +280,6 @@ def run_logs(session: Session, args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ exec
-
-STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 
 def exit_code(status: dict[str, Any]) -> int:

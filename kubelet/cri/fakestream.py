@@ -40,26 +40,6 @@ PROTOCOL = "v4.channel.k8s.io"
 STREAM_WAIT = 10.0
 
 
-class _Socket:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    async def read(self) -> bytes:
-        try:
-            return await self.reader.read(65536)
-        except ConnectionError:
-            return b""
-
-    async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
-
-
 def _status(code: int | None, message: str = "") -> bytes:
     if code == 0:
         return json.dumps({"metadata": {}, "status": "Success"}).encode()
@@ -109,7 +89,7 @@ class StreamServer:
             await server.serve_forever()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        transport = _Socket(reader, writer)
+        transport = spdy.TcpTransport(reader, writer)
         try:
             head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
             path = head[0].split(" ")[1] if len(head[0].split(" ")) > 2 else ""
@@ -135,12 +115,12 @@ class StreamServer:
             await transport.close()
 
     @staticmethod
-    async def _refuse(transport: _Socket, code: int, text: str) -> None:
+    async def _refuse(transport: spdy.TcpTransport, code: int, text: str) -> None:
         body = text.encode()
         head = f"HTTP/1.1 {code} Refused\r\nContent-Length: {len(body)}\r\n"
         await transport.write(head.encode() + b"Content-Type: text/plain\r\n\r\n" + body)
 
-    async def _session(self, transport: _Socket, kind: str, req: Any) -> None:
+    async def _session(self, transport: spdy.TcpTransport, kind: str, req: Any) -> None:
         wanted = {"error"} | {
             name
             for name, on in (

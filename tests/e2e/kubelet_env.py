@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from kubelet.agent import AgentConfig, NodeAgent
 from kubelet.cgroups import candidate_paths
@@ -28,7 +30,7 @@ from kubelet.server import RunningServer, serve
 from machinery import errors
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
-from tests.conftest import free_port
+from tests.conftest import ApiServerProcess, free_port
 from tests.e2e.conftest import START_SCRIPT, ContainerdRuntime
 
 PODS, NODES = lookup("pods"), lookup("nodes")
@@ -121,6 +123,46 @@ async def start_node(
     return await RealNode(
         client, runtime.endpoint, agent_config(runtime, name, **overrides)
     ).start()
+
+
+@contextlib.asynccontextmanager
+async def node_session(
+    api: ApiServerProcess, runtime: ContainerdRuntime, prefix: str, **overrides: Any
+) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
+    """A client of ``api`` and a node agent on ``runtime``; at the end the node's pods are
+    deleted (and waited for), then the agent and the client stop."""
+    client = api.async_client()
+    n = await start_node(client, runtime, prefix=prefix, **overrides)
+    try:
+        yield client, n
+    finally:
+        try:
+            await delete_all_pods(client, n.name)
+        finally:
+            await n.stop()
+            await client.aclose()
+
+
+KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
+
+
+def require_kubectl() -> None:
+    if not KUBECTL.exists():
+        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
+
+
+def kubectl(
+    api: ApiServerProcess, *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """The real kubectl against ``api`` (its output as text)."""
+    return subprocess.run(
+        [str(KUBECTL), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "KUBECONFIG": api.kubeconfig},
+        input=stdin,
+    )
 
 
 async def delete_all_pods(client: AsyncClient, node: str, timeout: float = 60.0) -> None:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import termios
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -22,48 +21,32 @@ from machinery.client import AsyncClient
 from tests.conftest import ApiServerProcess
 from tests.e2e.conftest import ContainerdRuntime
 from tests.e2e.kubelet_env import (
+    KUBECTL,
     PODS,
     RealNode,
     container,
-    delete_all_pods,
     eventually,
+    kubectl,
+    node_session,
     pod,
+    require_kubectl,
     running,
-    start_node,
 )
 
 pytestmark = pytest.mark.e2e
-KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
 
 
 @pytest.fixture
 async def node(
     api: ApiServerProcess, containerd_runtime: ContainerdRuntime
 ) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
-    if not KUBECTL.exists():
-        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
-    client = api.async_client()
-    n = await start_node(client, containerd_runtime, prefix="e2e-exec")
-    try:
-        yield client, n
-    finally:
-        try:
-            await delete_all_pods(client, n.name)
-        finally:
-            await n.stop()
-            await client.aclose()
+    require_kubectl()
+    async with node_session(api, containerd_runtime, "e2e-exec") as pair:
+        yield pair
 
 
 def env(api: ApiServerProcess) -> dict[str, str]:
     return {**os.environ, "KUBECONFIG": api.kubeconfig}
-
-
-def kubectl(
-    api: ApiServerProcess, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(KUBECTL), *args], capture_output=True, text=True, timeout=60, env=env(api), input=stdin
-    )
 
 
 async def start_sleeper(client: AsyncClient, n: RealNode, bb: str, name: str) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -15,50 +13,28 @@ from machinery.client import AsyncClient
 from tests.conftest import ApiServerProcess
 from tests.e2e.conftest import ContainerdRuntime
 from tests.e2e.kubelet_env import (
+    KUBECTL,
     PODS,
     RealNode,
     container,
-    delete_all_pods,
     eventually,
+    kubectl,
+    node_session,
     pod,
+    require_kubectl,
     running,
-    start_node,
 )
 
 pytestmark = pytest.mark.e2e
-KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
 
 
 @pytest.fixture
 async def node(
     api: ApiServerProcess, containerd_runtime: ContainerdRuntime
 ) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
-    if not KUBECTL.exists():
-        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
-    client = api.async_client()
-    n = await start_node(client, containerd_runtime, prefix="e2e-kubectl")
-    try:
-        yield client, n
-    finally:
-        try:
-            await delete_all_pods(client, n.name)
-        finally:
-            await n.stop()
-            await client.aclose()
-
-
-def kubectl(
-    api: ApiServerProcess, *args: str, stdin: str | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KUBECONFIG": api.kubeconfig}
-    return subprocess.run(
-        [str(KUBECTL), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        input=stdin,
-    )
+    require_kubectl()
+    async with node_session(api, containerd_runtime, "e2e-kubectl") as pair:
+        yield pair
 
 
 async def test_kubectl_logs_and_exec_on_containerd(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,15 +31,16 @@ from tests.e2e.kubelet_env import (
     container_id,
     delete_all_pods,
     eventually,
+    kubectl,
     pod,
     pod_cgroup_dirs,
+    require_kubectl,
     running,
     start_node,
     status_of,
 )
 
 pytestmark = pytest.mark.e2e
-KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
 EVENTS = lookup("events")
 
 
@@ -49,8 +48,7 @@ EVENTS = lookup("events")
 async def node(
     api: ApiServerProcess, containerd_runtime: ContainerdRuntime, tmp_path: Path
 ) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
-    if not KUBECTL.exists():
-        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
+    require_kubectl()
     client = api.async_client()
     n = await start_node(
         client, containerd_runtime, prefix="e2e-feat", resync=2.0, root_dir=str(tmp_path / "kl")
@@ -68,15 +66,6 @@ async def node(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(recorder.aclose(), 5)
             await client.aclose()
-
-
-def kubectl(
-    api: ApiServerProcess, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KUBECONFIG": api.kubeconfig}
-    return subprocess.run(
-        [str(KUBECTL), *args], capture_output=True, text=True, timeout=60, env=env, input=stdin
-    )
 
 
 async def run_kubectl(api: ApiServerProcess, *args: str, stdin: str | None = None) -> str:
@@ -373,8 +362,7 @@ async def test_claim_data_outlives_the_pod(
 async def test_logs_previous_after_a_crash_and_rotation(
     api: ApiServerProcess, containerd_runtime: ContainerdRuntime, tmp_path: Path
 ) -> None:
-    if not KUBECTL.exists():
-        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
+    require_kubectl()
     client = api.async_client()
     n = await start_node(
         client,
@@ -432,8 +420,7 @@ async def test_logs_previous_after_a_crash_and_rotation(
 
 
 async def test_limit_range_and_quota_admission_with_kubectl(api: ApiServerProcess) -> None:
-    if not KUBECTL.exists():
-        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
+    require_kubectl()
     ns = f"quota-{uuid.uuid4().hex[:6]}"
     await run_kubectl(api, "create", "namespace", ns)
     objects = [

@@ -23,11 +23,10 @@ from tests.e2e.kubelet_env import (
     RealNode,
     container,
     container_id,
-    delete_all_pods,
     eventually,
+    node_session,
     pod,
     running,
-    start_node,
 )
 
 pytestmark = pytest.mark.e2e
@@ -38,16 +37,8 @@ SERVICES = lookup("services")
 async def node(
     api: ApiServerProcess, containerd_runtime: ContainerdRuntime
 ) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
-    client = api.async_client()
-    n = await start_node(client, containerd_runtime, prefix="e2e-start")
-    try:
-        yield client, n
-    finally:
-        try:
-            await delete_all_pods(client, n.name)
-        finally:
-            await n.stop()
-            await client.aclose()
+    async with node_session(api, containerd_runtime, "e2e-start") as pair:
+        yield pair
 
 
 async def test_service_variables_and_status_right_after_start(

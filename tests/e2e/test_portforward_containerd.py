@@ -10,7 +10,6 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -19,19 +18,18 @@ from machinery.kinds import lookup
 from tests.conftest import ApiServerProcess, free_port
 from tests.e2e.conftest import ContainerdRuntime
 from tests.e2e.kubelet_env import (
+    KUBECTL,
     PODS,
     RealNode,
     container,
-    delete_all_pods,
     eventually,
+    node_session,
     pod,
+    require_kubectl,
     running,
-    start_node,
 )
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
 BIG = 300_000  # bytes: several 64 KiB SPDY windows
 SERVE = (
     "mkdir -p /www && echo hello > /www/index.html && "
@@ -44,19 +42,11 @@ SERVE = (
 async def web(
     api: ApiServerProcess, containerd_runtime: ContainerdRuntime
 ) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
-    client = api.async_client()
-    n = await start_node(client, containerd_runtime, prefix="e2e-pf")
-    try:
+    async with node_session(api, containerd_runtime, "e2e-pf") as (client, n):
         main = container("web", containerd_runtime.busybox_image, command=["sh", "-c", SERVE])
         await client.create(PODS, pod("pf", n.name, [main]), "default")
         await eventually("pf running", lambda: running(client, "pf"))
         yield client, n
-    finally:
-        try:
-            await delete_all_pods(client, n.name)
-        finally:
-            await n.stop()
-            await client.aclose()
 
 
 class Forward:
@@ -144,8 +134,7 @@ async def exercise(forward: Forward, open_port: int, loopback_port: int) -> None
 async def test_kubectl_port_forward(
     api: ApiServerProcess, web: tuple[AsyncClient, RealNode]
 ) -> None:
-    if not KUBECTL.exists():
-        pytest.skip("kubectl not fetched (hack/get-kubectl.sh)")
+    require_kubectl()
     p1, p2, p3 = free_port(), free_port(), free_port()
     fwd = await start(
         api,
