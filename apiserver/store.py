@@ -107,9 +107,9 @@ class Store:
             writes = [w for w, _ in batch]
             try:
                 async with self._writing:
-                    if getattr(self.backend, "stages", False):
-                        outcomes = self.backend.stage(writes)  # type: ignore[attr-defined]
-                        await loop.run_in_executor(self._pool, self.backend.finish)  # type: ignore[attr-defined]
+                    if self.backend.stages:
+                        outcomes = self.backend.stage(writes)
+                        await loop.run_in_executor(self._pool, self.backend.finish)
                     else:
                         outcomes = await loop.run_in_executor(
                             self._pool, self.backend.commit, writes

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +21,6 @@ from machinery.kinds import ResourceType, parse_resource_list
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-
-
-def with_verbs(types: Iterable[ResourceType], verbs: set[str]) -> list[ResourceType]:
-    """The types supporting every verb in ``verbs``."""
-    return [rt for rt in types if verbs <= set(rt.verbs)]
 
 
 async def _json(client: Any, path: str) -> Obj:

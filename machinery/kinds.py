@@ -43,10 +43,6 @@ class ResourceType:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
-    def group_version(self) -> str:
-        return self.api_version
-
-    @property
     def storage_key(self) -> str:
         """Storage prefix shared by every version of the same resource."""
         return self.storage or f"{self.group}/{self.plural}"

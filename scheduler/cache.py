@@ -426,10 +426,6 @@ class Cache:
         return self._snapshot
 
     @property
-    def node_count(self) -> int:
-        return len(self._order)
-
-    @property
     def pod_count(self) -> int:
         return len(self._pods)
 

@@ -15,7 +15,7 @@ ephemeral-storage, extended resources) in whole units. Contract, as Kubernetes c
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from machinery.quantity import cpu_millis, to_bytes
@@ -107,10 +107,3 @@ def node_allocatable(node: Mapping[str, Any]) -> Resources:
     alloc = parse_resources(status.get("allocatable") or status.get("capacity"))
     alloc.setdefault(PODS, DEFAULT_MAX_PODS)
     return alloc
-
-
-def sum_requests(pods: Iterable[Mapping[str, Any]]) -> Resources:
-    total: Resources = {}
-    for p in pods:
-        add_into(total, pod_requests(p))
-    return total

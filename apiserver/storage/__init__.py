@@ -85,12 +85,18 @@ class Backend(Protocol):
     def load(self, history: int) -> Snapshot:
         """Current objects and up to ``history`` most recent log records."""
 
-    def commit(self, writes: list[Write]) -> list[Outcome]:
-        """Apply writes in order in one durable transaction; a failed write changes nothing.
+    #: True when :meth:`stage` and :meth:`finish` split a commit (the writer then runs the
+    #: statements on its own thread and only the durable part on a worker thread)
+    stages: bool
 
-        A backend whose ``stages`` attribute is true also offers the two halves of a commit:
-        ``stage(writes) -> list[Outcome]`` (the statements, cheap, on the caller's thread) and
-        ``finish()`` (the durable commit, blocking, on the writer thread)."""
+    def commit(self, writes: list[Write]) -> list[Outcome]:
+        """Apply writes in order in one durable transaction; a failed write changes nothing."""
+
+    def stage(self, writes: list[Write]) -> list[Outcome]:
+        """With ``stages``: :meth:`commit`'s statements, in a transaction left open."""
+
+    def finish(self) -> None:
+        """With ``stages``: make the staged transaction durable (or roll it back and raise)."""
 
     def compact(self, keep: int) -> int:
         """Drop log records older than the newest ``keep`` (at least one is kept); return the

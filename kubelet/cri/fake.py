@@ -249,10 +249,6 @@ class FakeRuntime:
         """Append ``text`` (lines) to the container's CRI log, as if the process wrote it."""
         self._log(self._container(container_id), text, stream)
 
-    def sandbox_for_pod(self, pod_uid: str) -> str | None:
-        """The newest sandbox id of a pod uid, if any."""
-        return self._by_uid.get(pod_uid)
-
     # ---------------------------------------------------------------------------------------
     # helpers
 
