@@ -61,6 +61,7 @@ head = Table(
 _EVENT = {"create": "ADDED", "update": "MODIFIED", "delete": "DELETED"}
 _ROWS_PER_STATEMENT = 500  # x 6 parameters stays well inside SQLite's and PostgreSQL's limits
 _COMPACT_LOCK = 0x747567626F6174  # PostgreSQL advisory lock id of compaction ("tugboat")
+_SCHEMA_LOCK = _COMPACT_LOCK + 1  # ... and of creating the tables
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -82,8 +83,10 @@ class SqlBackend:
         self.stages = self.sqlite  # commits in two halves: stage() and finish()
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        _meta.create_all(self.engine)
         with self.engine.begin() as conn:
+            if not self.sqlite:  # servers starting together create the schema one at a time
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+            _meta.create_all(conn)
             if conn.execute(select(head.c.rev)).first() is None:
                 conn.execute(insert(head).values(id=1, rev=0, compacted=0))
 

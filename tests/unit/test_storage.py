@@ -167,3 +167,20 @@ def test_a_failed_finish_stores_nothing(tmp_path, monkeypatch):
     assert snap.rev == 1 and [key.name for key, _, _ in snap.objects] == ["a"]
     assert b.commit([Write("create", k("b"), {})])[0].rev == 2
     b.close()
+
+
+def test_servers_starting_together_share_one_schema():
+    """API servers started at once on an empty PostgreSQL schema create it one at a time."""
+    if not PG:
+        pytest.skip("no PostgreSQL configured (set TUGBOAT_TEST_POSTGRES)")
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = _pg_schema_url()
+    with ThreadPoolExecutor(4) as pool:
+        backends = list(pool.map(lambda _: open_backend(url), range(4)))
+    try:
+        assert backends[0].commit([Write("create", k("a"), {})])[0].rev == 1
+        assert all(b.load(10).rev == 1 for b in backends)
+    finally:
+        for b in backends:
+            b.close()
