@@ -52,6 +52,9 @@ def data_dir() -> Iterator[Path]:
     try:
         yield root
     finally:
+        # the components' last words, shown by pytest only when the test failed
+        for log in sorted((root / "logs").glob("*.log")):
+            print(f"--- {log.name}", *log.read_text(errors="replace").splitlines()[-30:], sep="\n")
         down.main(["--data-dir", str(root), "--purge"])
         shutil.rmtree(root, ignore_errors=True)
 
