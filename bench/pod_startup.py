@@ -1,22 +1,29 @@
 """Pod startup latency on one containerd node, against a floor measured over CRI in the same run;
 then hollow nodes registering.
 
-``python -m bench.pod_startup [--pods 30] [--rate 5] [--hollow 1000]`` (root; containerd, runc
-and the CNI plugins installed: ``hack/install-runtime.sh``). It starts its own containerd
-(``hack/start-containerd.sh``, bridge ``tugbench0``, 10.244.252.0/24) with the shipped images,
-and an API server. Prints:
+``python -m bench.pod_startup [--pods 30] [--rate 5] [--rounds 3] [--hollow 1000]`` (root;
+containerd, runc and the CNI plugins installed: ``hack/install-runtime.sh``). It starts its own
+containerd (``hack/start-containerd.sh``, bridge ``tugbench0``, 10.244.252.0/24) with the
+shipped images, an API server and a node agent (``python -m kubelet.main``). Each round starts
+``--pods`` pods at ``--rate`` per second twice, one way after the other (which goes first
+alternates, so both see the same machine: its speed drifts over tens of seconds):
 
-* **floor**: RunPodSandbox + CreateContainer + StartContainer done directly over CRI by this
-  script, one task per pod launched at ``--rate`` per second; p50 / p99 per pod;
-* **node agent**: the same pods created through the API server at the same rate, with a node
-  agent (``python -m kubelet.main``) running them; latency as Kubernetes measures it: from the
-  create request to the watch showing every container running; p50 / p99 and the ratio to the
-  floor; the node agent's RSS with the pods running and its CPU per pod started;
-* **hollow**: ``--hollow`` hollow nodes in one process (``--runtime fake --hollow-nodes K``):
-  seconds from process start until every Node is Ready (and until 100, 300, 1,000 of them
-  were), that process's CPU seconds and RSS by then; with ``--hollow-steady S``, its CPU over
-  the next S seconds and how many nodes are still Ready; ``--hollow-profile FILE`` runs it
-  under cProfile. ``--pods 0`` measures only this (no containerd needed).
+* **floor**: this script makes the pod cgroup and sends the node agent's own CRI requests
+  (built by :mod:`kubelet.specs` for the same pod: RunPodSandbox, CreateContainer,
+  StartContainer), one task per pod; latency from the first step to StartContainer's answer;
+* **node agent**: the pods are created through the API server; latency as Kubernetes measures
+  it, from the create request to the watch showing every container running.
+
+It prints each round, then p50 / p99 over every round for both and the ratio of the p99s, the
+node agent's RSS with the pods running and its CPU per pod, and the machine's CPU per pod on
+both ways (the agent path split into node agent, API server, this script and the rest:
+containerd, shims, runc, CNI).
+
+**hollow**: ``--hollow`` hollow nodes in one process (``--runtime fake --hollow-nodes K``):
+seconds from process start until every Node is Ready (and until 100, 300, 1,000 of them were),
+that process's CPU seconds and RSS by then; with ``--hollow-steady S``, its CPU over the next S
+seconds and how many nodes are still Ready; ``--hollow-profile FILE`` runs it under cProfile.
+``--pods 0`` measures only this (no containerd needed).
 """
 
 from __future__ import annotations
@@ -31,16 +38,19 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.common import apiserver, percentile, rss_mib
-from kubelet.cri import api_pb2 as pb
+from kubelet import specs
+from kubelet.cgroups import CgroupManager, pod_cgroup
 from kubelet.cri.cgroups import remove_cgroup
 from kubelet.cri.client import AsyncRuntimeClient
-from kubelet.images.builtin import BUSYBOX_IMAGE, build_all
+from kubelet.env import Sources, fetch_sources
+from kubelet.images.builtin import build_all
 from kubelet.images.store import load_image
+from kubelet.node import Machine
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
 
@@ -49,6 +59,8 @@ REPO = Path(__file__).resolve().parents[1]
 START = REPO / "hack" / "start-containerd.sh"
 BRIDGE, CIDR = "tugbench0", "10.244.252.0/24"
 CGROUP_ROOT = "/tugboat-bench"
+NODE = "bench-node"
+Obj = dict[str, Any]
 
 
 def line(name: str, samples: list[float], floor: float | None = None) -> str:
@@ -59,85 +71,132 @@ def line(name: str, samples: list[float], floor: float | None = None) -> str:
     return out
 
 
-# -- floor: straight CRI -------------------------------------------------------------------------
-
-
-RUNTIME_DEFAULT = pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault)
-
-
-def floor_configs(i: int, log_root: Path) -> tuple[pb.PodSandboxConfig, pb.ContainerConfig]:
-    """The configs of a minimal pod, with the security profile the node agent asks for by
-    default (seccomp ``RuntimeDefault``, kubelet/specs.py): loading a seccomp filter costs
-    runc about 15 ms of CPU per container, work the floor must do too to be the same start."""
-    uid = uuid.uuid4().hex
-    name = f"floor-{i}"
-    ns = pb.NamespaceOption(pid=pb.CONTAINER, network=pb.POD, ipc=pb.POD)
-    sandbox = pb.PodSandboxConfig(
-        metadata=pb.PodSandboxMetadata(name=name, uid=uid, namespace="bench"),
-        hostname=name,
-        log_directory=str(log_root / f"bench_{name}_{uid}"),
-        labels={"io.kubernetes.pod.uid": uid, "bench": "floor"},
-        linux=pb.LinuxPodSandboxConfig(
-            cgroup_parent=f"{CGROUP_ROOT}/pod{uid}",
-            security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=ns, seccomp=RUNTIME_DEFAULT
-            ),
-        ),
-    )
-    container = pb.ContainerConfig(
-        metadata=pb.ContainerMetadata(name="main"),
-        image=pb.ImageSpec(image=BUSYBOX_IMAGE),
-        command=["sleep", "3600"],
-        log_path="main/0.log",
-        linux=pb.LinuxContainerConfig(
-            security_context=pb.LinuxContainerSecurityContext(
-                namespace_options=ns, seccomp=RUNTIME_DEFAULT
-            )
-        ),
-    )
-    return sandbox, container
-
-
-async def measure_floor(endpoint: str, count: int, rate: float, log_root: Path) -> list[float]:
-    async with AsyncRuntimeClient(endpoint) as cri:
-
-        async def one(i: int) -> tuple[float, str]:
-            sandbox, container = floor_configs(i, log_root)
-            started = time.monotonic()
-            sid = await cri.run_pod_sandbox(sandbox)
-            cid = await cri.create_container(sid, container, sandbox)
-            await cri.start_container(cid)
-            return time.monotonic() - started, sid
-
-        tasks = []
-        for i in range(count):
-            tasks.append(asyncio.create_task(one(i)))
-            await asyncio.sleep(1 / rate)
-        results = await asyncio.gather(*tasks)
-        for _, sid in results:
-            await cri.stop_pod_sandbox(sid)
-            await cri.remove_pod_sandbox(sid)
-        remove_cgroup(CGROUP_ROOT)
-        return [r[0] for r in results]
-
-
-# -- through the node agent --------------------------------------------------------------------
-
-
-def pod_body(i: int) -> dict[str, Any]:
+def pod_body(name: str) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": f"startup-{i}"},
+        "metadata": {"name": name},
         "spec": {
-            "nodeName": "bench-node",
+            "nodeName": NODE,
             "terminationGracePeriodSeconds": 1,
             "containers": [{"name": "main", "image": "busybox:1.35", "command": ["sleep", "3600"]}],
         },
     }
 
 
-def all_running(pod: dict[str, Any]) -> bool:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine spent busy so far (``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+async def settle(busy: float = 0.1, longest: float = 30.0) -> None:
+    """Wait until the machine is quiet (under ``busy`` cores over a second), at most
+    ``longest`` seconds: tearing pods down goes on after the API says they are gone (the
+    kernel frees network namespaces, containerd collects snapshots) and would otherwise slow
+    whatever is measured next."""
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline:
+        before = machine_cpu_seconds()
+        await asyncio.sleep(1.0)
+        if machine_cpu_seconds() - before < busy:
+            return
+
+
+@dataclass
+class Way:
+    """Latencies and CPU seconds of one way of starting pods, summed over the rounds: the
+    machine's, and the node agent's, API server's and this script's parts of it."""
+
+    latencies: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timing(self, pids: dict[str, int]) -> Any:
+        def sample() -> dict[str, float]:
+            out = {"machine": machine_cpu_seconds(), "bench": own_cpu_seconds()}
+            out.update({name: cpu_seconds(pid) for name, pid in pids.items()})
+            return out
+
+        before = sample()
+        yield
+        for name, value in sample().items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + value - before[name]
+
+
+# -- floor: the node agent's CRI requests, sent straight ----------------------------------------
+
+
+class Floor:
+    """Starts pods over CRI exactly as the node agent would: the same pod cgroup, sandbox and
+    container configs (:mod:`kubelet.specs`, for the same pod spec), none of the API work.
+    Its node name differs from the agent's, so the agent (which runs meanwhile) does not take
+    the floor's sandboxes for orphans of its own."""
+
+    def __init__(self, cri: AsyncRuntimeClient, log_root: Path, sources: Sources) -> None:
+        self.cri = cri
+        self.sources = sources
+        self.node = specs.NodeContext(
+            name=f"{NODE}-floor",
+            log_root=str(log_root),
+            cgroup_root=CGROUP_ROOT,
+            memory_capacity=Machine.detect().memory,
+        )
+        self.cgroups = CgroupManager(CGROUP_ROOT)
+
+    def pod(self, name: str) -> Obj:
+        pod = pod_body(name)
+        pod["metadata"].update(namespace="default", uid=str(uuid.uuid4()))
+        return pod
+
+    async def start(self, pod: Obj) -> tuple[float, str]:
+        """(seconds from the pod cgroup to StartContainer's answer, the sandbox id)."""
+        started = time.monotonic()
+        cgroup = pod_cgroup(pod, CGROUP_ROOT, specs.qos_class(specs.spec(pod)))
+        await asyncio.to_thread(self.cgroups.apply, cgroup)
+        sandbox = specs.sandbox_config(pod, self.node)
+        sandbox_id = await self.cri.run_pod_sandbox(sandbox)
+        for c in specs.spec(pod)["containers"]:
+            config = specs.container_config(
+                pod, c, self.node, restart_count=0, init=False, sources=self.sources, mounts=[]
+            )
+            container_id = await self.cri.create_container(sandbox_id, config, sandbox)
+            await self.cri.start_container(container_id)
+        return time.monotonic() - started, sandbox_id
+
+    async def round(self, names: list[str], rate: float) -> tuple[list[float], list[Any]]:
+        """(latencies, what :meth:`remove` takes to remove the pods)."""
+        pods = [self.pod(n) for n in names]
+        tasks = []
+        for pod in pods:
+            tasks.append(asyncio.create_task(self.start(pod)))
+            await asyncio.sleep(1 / rate)
+        results = await asyncio.gather(*tasks)
+        return [r[0] for r in results], [(r[1], pod) for r, pod in zip(results, pods, strict=True)]
+
+    async def remove(self, started: list[Any]) -> None:
+        for sandbox_id, pod in started:
+            await self.cri.stop_pod_sandbox(sandbox_id)
+            await self.cri.remove_pod_sandbox(sandbox_id)
+            await asyncio.to_thread(self.cgroups.remove, specs.pod_uid(pod))
+
+
+# -- through the node agent --------------------------------------------------------------------
+
+
+def all_running(pod: Obj) -> bool:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return bool(statuses) and all("running" in (s.get("state") or {}) for s in statuses)
 
@@ -154,71 +213,127 @@ async def wait_node_ready(client: AsyncClient, name: str, timeout: float = 60) -
     raise RuntimeError(f"node {name} not Ready in {timeout} s")
 
 
-async def measure_agent(
-    url: str, endpoint: str, count: int, rate: float, log_root: Path, log_file: Path
-) -> tuple[list[float], float, float]:
-    """(latencies, node agent RSS MiB with the pods running, its CPU seconds while starting
-    them)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "kubelet.main",
-        "--server",
-        url,
-        "--node-name",
-        "bench-node",
-        "--runtime-endpoint",
-        endpoint,
-        "--pod-cidr",
-        CIDR,
-        "--log-root",
-        str(log_root),
-        "--cgroup-root",
-        CGROUP_ROOT,
-        "--port",
-        "0",
-    ]
-    out = open(log_file, "ab")  # noqa: SIM115 - closed below
-    agent = subprocess.Popen(cmd, stdout=out, stderr=out)
+def start_agent(url: str, endpoint: str, log_root: Path, log_file: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "kubelet.main", "--server", url, "--node-name", NODE]
+    cmd += ["--runtime-endpoint", endpoint, "--pod-cidr", CIDR, "--log-root", str(log_root)]
+    cmd += ["--cgroup-root", CGROUP_ROOT, "--port", "0"]
+    with open(log_file, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=out)
+
+
+async def agent_round(client: AsyncClient, names: list[str], rate: float) -> list[float]:
+    """Create the pods at ``rate``; latencies from each create request to the watch showing
+    every container running. Then delete them and wait until they are gone (the node agent
+    finishes a deletion after tearing the pod down)."""
+    created: dict[str, float] = {}
+    done: dict[str, float] = {}
+    rv = (await client.list(PODS, "default"))["metadata"]["resourceVersion"]
+
+    async def watch() -> None:
+        async for kind, pod in client.watch(PODS, "default", resource_version=rv):
+            name = pod["metadata"]["name"]
+            if kind in ("ADDED", "MODIFIED") and name not in done and all_running(pod):
+                done[name] = time.monotonic()
+                if len(done) == len(names):
+                    return
+
+    watcher = asyncio.create_task(watch())
+    creates = []
+    for name in names:
+        created[name] = time.monotonic()
+        creates.append(asyncio.create_task(client.create(PODS, pod_body(name), "default")))
+        await asyncio.sleep(1 / rate)
+    await asyncio.gather(*creates)
+    await asyncio.wait_for(watcher, 120)
+    return [done[n] - created[n] for n in names]
+
+
+async def delete_all(client: AsyncClient, names: list[str]) -> None:
+    for name in names:
+        await client.delete(PODS, name, "default")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (await client.list(PODS, "default"))["items"]:
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class StartupResult:
+    """What :func:`measure_startup` saw."""
+
+    floor: Way
+    agent: Way
+    rounds: list[tuple[list[float], list[float]]]  # (floor, node agent) latencies per round
+    rss: float  # node agent MiB with the last round's pods running
+
+
+async def measure_startup(
+    url: str, api_pid: int, endpoint: str, args: argparse.Namespace, work: Path
+) -> StartupResult:
+    log_root = work / "pod-logs"
+    agent = start_agent(url, endpoint, log_root, work / "kubelet.log")
     client = AsyncClient(url)
+    floor, through_agent = Way(), Way()
+    result = StartupResult(floor, through_agent, [], 0.0)
+    pids = {"agent": agent.pid, "apiserver": api_pid}
     try:
-        await wait_node_ready(client, "bench-node")
-        created: dict[str, float] = {}
-        done: dict[str, float] = {}
-        listed = await client.list(PODS, "default")
-        rv = listed["metadata"]["resourceVersion"]
-
-        async def watch() -> None:
-            async for kind, pod in client.watch(PODS, "default", resource_version=rv):
-                name = pod["metadata"]["name"]
-                if kind in ("ADDED", "MODIFIED") and name not in done and all_running(pod):
-                    done[name] = time.monotonic()
-                    if len(done) == count:
-                        return
-
-        watcher = asyncio.create_task(watch())
-        cpu0 = cpu_seconds(agent.pid)
-        creates = []
-        for i in range(count):
-            created[f"startup-{i}"] = time.monotonic()
-            creates.append(asyncio.create_task(client.create(PODS, pod_body(i), "default")))
-            await asyncio.sleep(1 / rate)
-        await asyncio.gather(*creates)
-        await asyncio.wait_for(watcher, 120)
-        cpu, rss = cpu_seconds(agent.pid) - cpu0, rss_mib(agent.pid)
-        latencies = [done[n] - created[n] for n in created]
-        for n in created:
-            await client.delete(PODS, n, "default")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (await client.list(PODS, "default"))["items"]:
-            await asyncio.sleep(0.2)
-        return latencies, rss, cpu
+        await wait_node_ready(client, NODE)
+        sources = await fetch_sources(client, {"metadata": {"namespace": "default"}})
+        async with AsyncRuntimeClient(endpoint) as cri:
+            direct = Floor(cri, log_root, sources)
+            for r in range(args.rounds):
+                floor_names = [f"floor-{r}-{i}" for i in range(args.pods)]
+                agent_names = [f"startup-{r}-{i}" for i in range(args.pods)]
+                latencies: dict[str, list[float]] = {}
+                for way in ("floor", "agent") if r % 2 == 0 else ("agent", "floor"):
+                    await settle()
+                    if way == "floor":
+                        with floor.timing(pids):
+                            latencies[way], started = await direct.round(floor_names, args.rate)
+                        await direct.remove(started)
+                        continue
+                    with through_agent.timing(pids):
+                        latencies[way] = await agent_round(client, agent_names, args.rate)
+                    result.rss = rss_mib(agent.pid)
+                    await delete_all(client, agent_names)
+                floor.latencies += latencies["floor"]
+                through_agent.latencies += latencies["agent"]
+                result.rounds.append((latencies["floor"], latencies["agent"]))
+                print(round_line(r, *result.rounds[-1]), flush=True)
+        return result
     finally:
         agent.terminate()
         agent.wait(10)
-        out.close()
         await client.aclose()
         remove_cgroup(CGROUP_ROOT)
+
+
+def round_line(r: int, floor: list[float], agent: list[float]) -> str:
+    def p(xs: list[float], q: float) -> str:
+        return f"{percentile(xs, q) * 1e3:5.0f}"
+
+    order = "floor first" if r % 2 == 0 else "agent first"
+    return (
+        f"round {r + 1} ({order})        floor p50 {p(floor, 50)} p99 {p(floor, 99)} ms   "
+        f"node agent p50 {p(agent, 50)} p99 {p(agent, 99)} ms   "
+        f"{percentile(agent, 99) / percentile(floor, 99):4.2f}x"
+    )
+
+
+def startup_lines(r: StartupResult, pods: int) -> list[str]:
+    n = len(r.rounds) * pods
+    ms = 1e3 / n
+    a = r.agent.cpu
+    rest = a["machine"] - a["agent"] - a["apiserver"] - a["bench"]
+    return [
+        line("floor (CRI direct)", r.floor.latencies),
+        line("node agent (create→running)", r.agent.latencies, percentile(r.floor.latencies, 99)),
+        f"{'node agent RSS':<28} {r.rss:.1f} MiB with {pods} pods running",
+        f"{'node agent CPU':<28} {a['agent'] * ms:.0f} ms per pod",
+        f"{'machine CPU per pod':<28} floor {r.floor.cpu['machine'] * ms:.0f} ms   node agent "
+        f"path {a['machine'] * ms:.0f} ms (agent {a['agent'] * ms:.0f}, API server "
+        f"{a['apiserver'] * ms:.0f}, bench {a['bench'] * ms:.0f}, containerd and the rest "
+        f"{rest * ms:.0f})",
+    ]
 
 
 # -- hollow nodes --------------------------------------------------------------------------------
@@ -239,12 +354,6 @@ class HollowResult:
     rss: float  # MiB, when every node was Ready
     steady_cpu: float | None = None  # % of one core over the steady window
     steady_ready: int | None = None  # nodes still Ready at the end of that window
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def count_ready(client: AsyncClient) -> int:
@@ -331,19 +440,12 @@ def hollow_lines(r: HollowResult) -> list[str]:
 
 async def run(args: argparse.Namespace, work: Path) -> None:
     endpoint = f"unix://{work / 'containerd' / 'containerd.sock'}"
-    log_root = work / "pod-logs"
     with apiserver() as (url, api_pid):
         if args.pods:
-            floor = await measure_floor(endpoint, args.pods, args.rate, log_root)
-            print(line("floor (CRI direct)", floor), flush=True)
-            latencies, rss, cpu = await measure_agent(
-                url, endpoint, args.pods, args.rate, log_root, work / "kubelet.log"
-            )
-            print(line("node agent (create→running)", latencies, percentile(floor, 99)))
-            print(f"{'node agent RSS':<28} {rss:.1f} MiB with {args.pods} pods running")
-            print(f"{'node agent CPU':<28} {cpu / args.pods * 1e3:.0f} ms per pod", flush=True)
+            result = await measure_startup(url, api_pid, endpoint, args, work)
+            print("\n".join(startup_lines(result, args.pods)), flush=True)
         if args.hollow:
-            result = await measure_hollow(
+            hollow = await measure_hollow(
                 url,
                 args.hollow,
                 work / "hollow.log",
@@ -351,7 +453,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 steady=args.hollow_steady,
                 profile=args.hollow_profile,
             )
-            print("\n".join(hollow_lines(result)))
+            print("\n".join(hollow_lines(hollow)))
             print(f"{'API server RSS':<28} {rss_mib(api_pid):.0f} MiB")
 
 
@@ -359,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.pod_startup", description=__doc__)
     p.add_argument("--pods", type=int, default=30)
     p.add_argument("--rate", type=float, default=5.0, help="pods created per second")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of floor and node agent")
     p.add_argument("--hollow", type=int, default=1000, help="hollow nodes (0: skip)")
     p.add_argument("--hollow-timeout", type=float, default=300, help="seconds to wait for Ready")
     p.add_argument(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +123,7 @@ class NodeAgent:
         self._runtime_version: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pleg_seen: dict[str, tuple[str, str]] = {}  # key → (pod uid, state)
+        self._relisted = False  # the poller has listed the runtime once
         self.ctx: WorkerContext | None = None
         self.sampler: resource_metrics.ResourceSampler | None = None
 
@@ -266,7 +268,10 @@ class NodeAgent:
         self.pods[uid] = pod
         worker = self.workers.get(uid)
         if worker is None:
-            self._start_worker(pod)
+            # A pod the last relist did not show has nothing in the runtime: only its own
+            # worker (there is none) could have made something since.
+            fresh = self._relisted and all(u != uid for u, _ in self._pleg_seen.values())
+            self._start_worker(pod, fresh=fresh)
         else:
             worker.update(pod)
 
@@ -277,10 +282,10 @@ class NodeAgent:
         if worker is not None:
             worker.update(None)
 
-    def _start_worker(self, pod: Obj, gone: bool = False) -> PodWorker:
+    def _start_worker(self, pod: Obj, gone: bool = False, fresh: bool = False) -> PodWorker:
         assert self.ctx is not None
         uid = specs.pod_uid(pod)
-        worker = PodWorker(self.ctx, pod)
+        worker = PodWorker(self.ctx, pod, fresh=fresh)
         if gone:
             worker.update(None)
         self.workers[uid] = worker
@@ -323,6 +328,7 @@ class NodeAgent:
         (:meth:`PodWorker.runtime_changed`); returns their uids."""
         selector = {L.NODE: self.name}
         seen: dict[str, tuple[str, str]] = {}
+        listed_at = time.monotonic()
         for s in await self.runtime.list_pod_sandbox(labels=selector):
             seen["s" + s.id] = (
                 s.labels.get(L.POD_UID, ""),
@@ -335,6 +341,7 @@ class NodeAgent:
         }
         changed |= {uid for key, (uid, _) in self._pleg_seen.items() if key not in seen}
         self._pleg_seen = seen
+        self._relisted = True
         views: dict[str, RuntimeView] = {uid: {} for uid in changed}
         for key, (uid, state) in seen.items():
             if uid in views:
@@ -342,7 +349,7 @@ class NodeAgent:
         for uid in changed:
             worker = self.workers.get(uid)
             if worker is not None:
-                worker.runtime_changed(views[uid])
+                worker.runtime_changed(views[uid], listed_at)
             elif self.synced.is_set() and uid and uid not in self.pods:
                 await self.cleanup_orphans()
         return changed

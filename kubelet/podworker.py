@@ -6,7 +6,9 @@ what the agent's runtime poller now sees of the pod's sandboxes and containers, 
 :meth:`PodWorker.wake` asks for a pass. Each pass of :meth:`PodWorker.sync` is level-triggered
 and idempotent:
 
-1. read the pod's sandboxes and containers from CRI (:func:`kubelet.observe.observe`);
+1. read the pod's sandboxes and containers from CRI (:func:`kubelet.observe.observe`), except
+   in the first pass of a pod the agent knows the runtime holds nothing of (``fresh``: the
+   runtime poller's last relist did not show it, and no worker of this process made any);
 2. a pod being deleted (or gone) is torn down: preStop, SIGTERM, grace, SIGKILL, sandbox
    stop and removal, cgroup and log cleanup, then the deletion is finished with
    ``gracePeriodSeconds=0`` (uid precondition) — and the worker ends; a pod the agent evicted
@@ -34,7 +36,8 @@ after a pass that stopped or removed something or whose snapshot already calls f
 container that exited at once, probes to set up), and on news the worker has not seen: a pod
 version other than the one it acted on or its own status write coming back, a runtime state
 other than the one its last pass left (the poller reporting the containers the worker started
-itself asks for nothing). Errors are logged and retried with a capped exponential delay.
+itself asks for nothing, nor does a poll listed before the pass took its last snapshot: the
+pass saw newer). Errors are logged and retried with a capped exponential delay.
 """
 
 from __future__ import annotations
@@ -167,7 +170,7 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 class PodWorker:
     """See the module docstring. Create, :meth:`update`, then ``await run()`` (a task)."""
 
-    def __init__(self, ctx: WorkerContext, pod: Obj) -> None:
+    def __init__(self, ctx: WorkerContext, pod: Obj, *, fresh: bool = False) -> None:
         self.ctx = ctx
         self.uid = specs.pod_uid(pod)
         self.pod: Obj | None = pod
@@ -188,7 +191,10 @@ class PodWorker:
         self._news: set[str] = set()  # resourceVersions not yet acted on
         self._known: set[str] = set()  # acted on: this pass's pod and its own status writes
         self._polled: RuntimeView | None = None  # what the runtime poller last reported
+        self._polled_at = 0.0  # when (monotonic) the poller listed it
         self._seen: RuntimeView = {}  # the pod's runtime objects as the last pass left them
+        self._snapshot_at = 0.0  # when the pass that left ``_seen`` began reading it
+        self._fresh = fresh  # the runtime holds nothing of this pod yet: no first observe
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -210,10 +216,12 @@ class PodWorker:
         self._woken = True
         self._event.set()
 
-    def runtime_changed(self, view: RuntimeView) -> None:
-        """The runtime poller saw the pod's sandboxes and containers change to ``view``; a
-        pass follows unless the worker's last pass left them exactly so (its own work)."""
+    def runtime_changed(self, view: RuntimeView, listed_at: float | None = None) -> None:
+        """The runtime poller saw the pod's sandboxes and containers change to ``view`` (listed
+        at ``listed_at``, monotonic; default now); a pass follows unless the worker's last pass
+        left them exactly so (its own work) or read them after that listing."""
         self._polled = view
+        self._polled_at = time.monotonic() if listed_at is None else listed_at
         self._event.set()
 
     def evict(self, message: str) -> None:
@@ -258,7 +266,11 @@ class PodWorker:
 
     def _pass_due(self) -> bool:
         """Whether something happened since the last pass started that it did not see."""
-        polled = self._polled is not None and self._polled != self._seen
+        polled = (
+            self._polled is not None
+            and self._polled != self._seen
+            and self._polled_at >= self._snapshot_at
+        )
         return self._woken or bool(self._news) or polled
 
     @property
@@ -272,7 +284,12 @@ class PodWorker:
         self._news.clear()
         self._known = {_version(self.pod)} if self.pod is not None else set()
         ctx, pod = self.ctx, self.pod
-        rt = await observe(ctx.runtime, self.uid, ctx.node.name)
+        self._snapshot_at = time.monotonic()
+        if self._fresh and pod is not None:
+            rt = assemble(self.uid, [], [])
+        else:
+            rt = await observe(ctx.runtime, self.uid, ctx.node.name)
+        self._fresh = False
         if pod is None or specs.meta(pod).get("deletionTimestamp"):
             await self.terminate(pod, rt)
             return None
@@ -306,6 +323,7 @@ class PodWorker:
             if exec_wake is not None:
                 wake = exec_wake if wake is None else min(wake, exec_wake)
             if after is None:
+                self._snapshot_at = time.monotonic()
                 rt = await observe(ctx.runtime, self.uid, ctx.node.name)
             else:
                 rt = after
@@ -455,6 +473,7 @@ class PodWorker:
             return any_started, wake, None
         # Only creations: read back just what was created instead of the whole pod, so the
         # status is written right after StartContainer returns.
+        self._snapshot_at = time.monotonic()
         statuses = await asyncio.gather(*(self._container_status(cid) for cid in created))
         sandboxes = list(rt.sandboxes)
         if new_sandbox is not None:

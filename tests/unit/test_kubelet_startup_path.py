@@ -5,7 +5,9 @@ a start pass reads back just the sandbox and container it created, an unchanged 
 written again (the API server drops ``None`` members, so they must not count as changes),
 Service variables come from one watch instead of a LIST per pod, and a running worker makes no
 pass for what it did itself (its status write coming back, the runtime poller reporting the
-containers it started) but does for anything else.
+containers it started, or a poll listed before its own last look) but does for anything else.
+A pod the agent knows the runtime holds nothing of (its poller's last relist did not show it)
+starts without reading the runtime first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from kubelet.agent import AgentConfig, NodeAgent
 from kubelet.env import ServiceCache, fetch_services
 from kubelet.observe import observe, runtime_view
 from kubelet.podworker import PodWorker
@@ -59,6 +62,43 @@ async def test_start_pass_reads_back_only_what_it_created(env: Env) -> None:  # 
     assert main["containerID"] == f"containerd://{env.running_ids()[0]}"
 
 
+async def test_fresh_pod_starts_without_reading_the_runtime_first(env: Env) -> None:  # noqa: F811
+    pod = env.seed("web", [sleeper()])
+    worker = PodWorker(env.context(), pod, fresh=True)
+    env.fake.calls.clear()
+    await worker.sync()
+
+    calls = env.fake.calls
+    assert calls["ListPodSandbox"] == calls["ListContainers"] == 0
+    assert calls["RunPodSandbox"] == calls["StartContainer"] == 1
+    assert env.status("web")["phase"] == "Running"
+    await worker.sync()  # only the first pass trusts what the agent knew
+    assert calls["ListPodSandbox"] == calls["ListContainers"] == 1
+    assert calls["RunPodSandbox"] == 1
+
+
+def test_agent_starts_pods_fresh_only_when_its_relist_showed_nothing_of_them(env: Env) -> None:  # noqa: F811
+    agent = NodeAgent(env.api.async_client(), env.runtime, AgentConfig(node_name=NODE))
+    agent.ctx = env.context()
+    started: dict[str, bool] = {}
+
+    def start_worker(pod: dict, gone: bool = False, fresh: bool = False) -> None:
+        started[pod["metadata"]["uid"]] = fresh
+
+    agent._start_worker = start_worker  # type: ignore[method-assign]
+    new, known = env.seed("new", [sleeper()]), env.seed("known", [sleeper()])
+    agent.pod_event(new)  # no relist yet: the runtime may hold anything (an agent restart)
+    assert started == {new["metadata"]["uid"]: False}
+
+    started.clear()
+    agent.pods.clear()
+    agent._relisted = True
+    agent._pleg_seen = {"sabc": (known["metadata"]["uid"], "ready")}
+    agent.pod_event(new)
+    agent.pod_event(known)
+    assert started == {new["metadata"]["uid"]: True, known["metadata"]["uid"]: False}
+
+
 async def test_pod_ip_env_waits_for_the_new_sandbox(env: Env) -> None:  # noqa: F811
     pod_ip = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
     pod = env.seed("web", [sleeper(env=[pod_ip])])
@@ -92,6 +132,16 @@ async def test_no_pass_for_the_workers_own_doing(env: Env) -> None:  # noqa: F81
         worker.runtime_changed(runtime_view(await observe(env.runtime, worker.uid, NODE)))
         await asyncio.sleep(0.05)
         assert worker.syncs == passes
+
+        # A poll listed before the pass's last look at the runtime (here: one reporting a
+        # container still being created) is older than what the pass saw.
+        stale = {key: "created" for key in worker._seen}
+        worker.runtime_changed(stale, listed_at=worker._snapshot_at - 0.001)
+        await asyncio.sleep(0.05)
+        assert worker.syncs == passes
+        worker.runtime_changed(stale)  # the same news listed now is news
+        await _until(lambda: worker.syncs > passes, "no pass for a newer poll")
+        passes = worker.syncs
 
         env.exit_all(1)  # not its doing: the poller sees the container exit
         worker.runtime_changed(runtime_view(await observe(env.runtime, worker.uid, NODE)))
