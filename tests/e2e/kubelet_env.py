@@ -29,6 +29,7 @@ from kubelet.images.store import load_image
 from kubelet.server import RunningServer, serve
 from machinery import errors
 from machinery.client import AsyncClient
+from machinery.events import EventRecorder
 from machinery.kinds import lookup
 from tests.conftest import ApiServerProcess, free_port
 from tests.e2e.conftest import START_SCRIPT, ContainerdRuntime
@@ -127,12 +128,22 @@ async def start_node(
 
 @contextlib.asynccontextmanager
 async def node_session(
-    api: ApiServerProcess, runtime: ContainerdRuntime, prefix: str, **overrides: Any
+    api: ApiServerProcess,
+    runtime: ContainerdRuntime,
+    prefix: str,
+    *,
+    record_events: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
-    """A client of ``api`` and a node agent on ``runtime``; at the end the node's pods are
-    deleted (and waited for), then the agent and the client stop."""
+    """A client of ``api`` and a node agent on ``runtime`` (with ``record_events``, the agent
+    writes its Events, as ``tug kubelet`` does); at the end the node's pods are deleted (and
+    waited for), then the agent, its event writer and the client stop."""
     client = api.async_client()
     n = await start_node(client, runtime, prefix=prefix, **overrides)
+    recorder = None
+    if record_events:
+        assert n.agent is not None and n.agent.ctx is not None
+        recorder = n.agent.ctx.recorder = EventRecorder(client, "kubelet", n.name)
     try:
         yield client, n
     finally:
@@ -140,6 +151,9 @@ async def node_session(
             await delete_all_pods(client, n.name)
         finally:
             await n.stop()
+            if recorder is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(recorder.aclose(), 5)
             await client.aclose()
 
 

@@ -19,7 +19,6 @@ import yaml
 from controllers.localpath import LocalPathProvisioner
 from machinery.client import AsyncClient
 from machinery.controller import run_workers
-from machinery.events import EventRecorder
 from machinery.informer import InformerFactory
 from machinery.kinds import lookup
 from tests.conftest import ApiServerProcess
@@ -32,11 +31,11 @@ from tests.e2e.kubelet_env import (
     delete_all_pods,
     eventually,
     kubectl,
+    node_session,
     pod,
     pod_cgroup_dirs,
     require_kubectl,
     running,
-    start_node,
     status_of,
 )
 
@@ -49,23 +48,16 @@ async def node(
     api: ApiServerProcess, containerd_runtime: ContainerdRuntime, tmp_path: Path
 ) -> AsyncIterator[tuple[AsyncClient, RealNode]]:
     require_kubectl()
-    client = api.async_client()
-    n = await start_node(
-        client, containerd_runtime, prefix="e2e-feat", resync=2.0, root_dir=str(tmp_path / "kl")
+    session = node_session(
+        api,
+        containerd_runtime,
+        "e2e-feat",
+        record_events=True,
+        resync=2.0,
+        root_dir=str(tmp_path / "kl"),
     )
-    assert n.agent is not None and n.agent.ctx is not None
-    recorder = EventRecorder(client, "kubelet", n.name)
-    n.agent.ctx.recorder = recorder
-    try:
-        yield client, n
-    finally:
-        try:
-            await delete_all_pods(client, n.name)
-        finally:
-            await n.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(recorder.aclose(), 5)
-            await client.aclose()
+    async with session as pair:
+        yield pair
 
 
 async def run_kubectl(api: ApiServerProcess, *args: str, stdin: str | None = None) -> str:
@@ -363,16 +355,15 @@ async def test_logs_previous_after_a_crash_and_rotation(
     api: ApiServerProcess, containerd_runtime: ContainerdRuntime, tmp_path: Path
 ) -> None:
     require_kubectl()
-    client = api.async_client()
-    n = await start_node(
-        client,
+    session = node_session(
+        api,
         containerd_runtime,
-        prefix="e2e-logs",
+        "e2e-logs",
         root_dir=str(tmp_path / "kl"),
         container_log_max_size=4096,
         log_rotate_period=0.3,
     )
-    try:
+    async with session as (client, n):
         script = (
             "n=$(cat /d/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /d/n; "
             "echo run $n; sleep 1; exit 3"
@@ -411,12 +402,6 @@ async def test_logs_previous_after_a_crash_and_rotation(
         last = await run_kubectl(api, "logs", "crashy", "-c", "chatty", "--tail=1")
         assert last.startswith("line ") and int(last.split()[1]) > 50
         assert (log_dir / "0.log").stat().st_size < 64 * 1024
-    finally:
-        try:
-            await delete_all_pods(client, n.name)
-        finally:
-            await n.stop()
-            await client.aclose()
 
 
 async def test_limit_range_and_quota_admission_with_kubectl(api: ApiServerProcess) -> None:
@@ -572,18 +557,15 @@ async def test_qos_classes_get_pod_cgroups_with_pod_limits(
 async def test_emptydir_over_its_size_limit_evicts_the_pod(
     api: ApiServerProcess, containerd_runtime: ContainerdRuntime, tmp_path: Path
 ) -> None:
-    client = api.async_client()
-    n = await start_node(
-        client,
+    session = node_session(
+        api,
         containerd_runtime,
-        prefix="e2e-evict",
+        "e2e-evict",
+        record_events=True,
         root_dir=str(tmp_path / "kl"),
         eviction_period=0.5,
     )
-    assert n.agent is not None and n.agent.ctx is not None
-    recorder = EventRecorder(client, "kubelet", n.name)
-    n.agent.ctx.recorder = recorder
-    try:
+    async with session as (client, n):
         bb = containerd_runtime.busybox_image
         hog = container(
             "hog",
@@ -615,14 +597,6 @@ async def test_emptydir_over_its_size_limit_evicts_the_pod(
         lines = [line.split() for line in described.splitlines()]
         assert ["Reason:", "Evicted"] in lines
         assert ["Message:", *message.split()] in lines
-    finally:
-        try:
-            await delete_all_pods(client, n.name)
-        finally:
-            await n.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(recorder.aclose(), 5)
-            await client.aclose()
 
 
 async def test_secret_volumes_live_on_tmpfs(
