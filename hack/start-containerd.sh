@@ -11,9 +11,9 @@
 # answers. It is a no-op when that instance already runs. SOCKET defaults to DIR/containerd.sock.
 #
 # Stop removes every pod sandbox through CRI (so CNI releases IPs and NAT rules), stops the
-# daemon and its shims, unmounts what is left under DIR, deletes the bridge and the CNI cache
-# entries of this network, and -- when no other tugboat containerd runs -- the global
-# CNI-HOSTPORT-* chains and the ip_forward setting the bridge plugin turned on.
+# daemon and its shims, unmounts what is left under DIR, deletes the bridge, its masquerade
+# chain and the CNI cache entries of this network, and -- when no other tugboat containerd
+# runs -- the global CNI-HOSTPORT-* chains and the ip_forward setting the bridge plugin turned on.
 #
 # Foreground writes the same files and then becomes containerd (exec; its log on stdout and
 # stderr, its pid in DIR/containerd.pid), for a supervisor that restarts it when it exits
@@ -159,7 +159,7 @@ EOF
       "type": "bridge",
       "bridge": "$bridge",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
@@ -185,10 +185,36 @@ ensure_bridge() {
     ip link set "$bridge" up
 }
 
+# Pod traffic leaving the pod network is masqueraded by one static chain per bridge, made here
+# once: the bridge plugin's ipMasq would add (and on teardown remove) a chain per pod, several
+# iptables runs on every pod start and stop. Same rules: nothing within the pod CIDR or to
+# multicast is rewritten.
+masq_chain() { echo "TUG-MASQ-$bridge"; }
+
+ensure_masquerade() {
+    local chain
+    chain=$(masq_chain)
+    iptables -t nat -N "$chain" 2>/dev/null || iptables -t nat -F "$chain"
+    iptables -t nat -A "$chain" -d "$pod_cidr" -j RETURN
+    iptables -t nat -A "$chain" -d 224.0.0.0/4 -j RETURN
+    iptables -t nat -A "$chain" -j MASQUERADE
+    iptables -t nat -C POSTROUTING -s "$pod_cidr" -j "$chain" 2>/dev/null ||
+        iptables -t nat -A POSTROUTING -s "$pod_cidr" -j "$chain"
+}
+
+remove_masquerade() {
+    local chain
+    chain=$(masq_chain)
+    while iptables -t nat -D POSTROUTING -s "$pod_cidr" -j "$chain" 2>/dev/null; do :; done
+    iptables -t nat -F "$chain" 2>/dev/null || true
+    iptables -t nat -X "$chain" 2>/dev/null || true
+}
+
 prepare() {
     command -v containerd >/dev/null || { log "containerd not installed (hack/install-runtime.sh)"; exit 1; }
     write_config
     ensure_bridge
+    ensure_masquerade
     printf 'bridge=%q\npod_cidr=%q\n' "$bridge" "$pod_cidr" >"$dir/instance.env"
     [[ -f $dir/ip_forward.orig ]] || cat /proc/sys/net/ipv4/ip_forward >"$dir/ip_forward.orig"
     rm -f "$socket"
@@ -256,6 +282,7 @@ stop() {
     awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r |
         while read -r m; do umount -l "$m" 2>/dev/null || true; done
     ip link del "$bridge" 2>/dev/null || true
+    remove_masquerade
     rm -f /var/lib/cni/results/"$network_name"-* 2>/dev/null || true
     rm -rf "$dir/cni/ipam"
     if ! other_instances; then

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import ipaddress
 import statistics
+import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -183,6 +188,80 @@ def test_own_pid_namespace_env_args_logs_exec_and_stats(
     listed = cri.list_containers(pod_sandbox_id=sandbox_id, state=pb.CONTAINER_RUNNING)
     assert [c.id for c in listed] == [container_id]
     assert cri.exec(container_id, ["sh"]).startswith("http://127.0.0.1:")
+
+
+PEER_SERVER = """
+import socket, sys
+srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    conn, peer = srv.accept()
+    conn.sendall(peer[0].encode() + b"\\n")
+    conn.close()
+"""
+
+
+@contextlib.contextmanager
+def peer_server(address: str, port: int, netns: str | None = None) -> Iterator[None]:
+    """A TCP server on ``address:port`` (in network namespace ``netns``) that answers each
+    connection with the address it came from."""
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    cmd = [*prefix, sys.executable, "-c", PEER_SERVER, address, str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def outside_network(name: str, host_ip: str, peer_ip: str) -> Iterator[None]:
+    """A network namespace ``name`` joined to the host by a veth pair (host side ``host_ip``,
+    its side ``peer_ip``, a /30) that routes everything back through the host."""
+    veth = f"{name[:10]}h"
+    run = functools.partial(subprocess.run, check=True, timeout=10)
+    run(["ip", "netns", "add", name])
+    try:
+        run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name])
+        run(["ip", "addr", "add", f"{host_ip}/30", "dev", veth])
+        run(["ip", "link", "set", veth, "up"])
+        run(["ip", "-n", name, "addr", "add", f"{peer_ip}/30", "dev", "eth0"])
+        run(["ip", "-n", name, "link", "set", "eth0", "up"])
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+        run(["ip", "-n", name, "route", "add", "default", "via", host_ip])
+        yield
+    finally:
+        subprocess.run(["ip", "link", "del", veth], check=False, timeout=10)
+        subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
+
+
+def test_pod_traffic_leaving_the_pod_network_is_masqueraded(
+    containerd_runtime: ContainerdRuntime, cri: RuntimeClient, pods: Pods
+) -> None:
+    """To an address outside the pod CIDR a pod's connections come from the host's address
+    (the outside network routes back to the pod CIDR, so unrewritten ones would arrive from
+    the pod IP); within the pod network they keep the pod's own address."""
+    config = pods.sandbox_config("masq")
+    sandbox_id = pods.run(config)
+    pod_ip = cri.pod_sandbox_status(sandbox_id).network.ip
+    cfg = container_config("main", containerd_runtime.busybox_image, command=["sleep", "3600"])
+    container_id = cri.create_container(sandbox_id, cfg, config)
+    cri.start_container(container_id)
+
+    def source_seen(address: str, port: int) -> str:
+        result = cri.exec_sync(container_id, ["nc", "-w", "5", address, str(port)], timeout=10)
+        assert result.exit_code == 0, result.stderr
+        return result.stdout.decode().strip()
+
+    netns = f"tugmasq{uuid.uuid4().hex[:6]}"
+    host_ip, peer_ip = "10.250.77.1", "10.250.77.2"
+    with outside_network(netns, host_ip, peer_ip), peer_server(peer_ip, 9477, netns):
+        assert source_seen(peer_ip, 9477) == host_ip
+    gateway = str(next(ipaddress.ip_network(containerd_runtime.pod_cidr).hosts()))
+    with peer_server(gateway, 9478):
+        assert source_seen(gateway, 9478) == pod_ip
 
 
 @pytest.mark.parametrize(

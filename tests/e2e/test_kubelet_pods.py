@@ -8,6 +8,7 @@ no scheduler. Every assertion is on what the API server reports and what the hos
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,6 +109,32 @@ async def test_web_pod_gets_ip_answers_from_host_and_own_pid_namespace(
         if line.startswith("NSpid:")
     ]
     assert any(line.split()[-1] == "1" and len(line.split()) == 3 for line in nspid_lines)
+
+
+def seccomp_mode(status_text: str) -> str:
+    return next(x.split()[1] for x in status_text.splitlines() if x.startswith("Seccomp:"))
+
+
+async def test_seccomp_containers_confined_pause_only_when_it_shares_their_pids(
+    client: AsyncClient, node: RealNode, containerd_runtime: ContainerdRuntime
+) -> None:
+    """Containers run under RuntimeDefault (mode 2: filter); the pause process is left
+    unconfined (0) unless the pod shares its PID namespace with it."""
+    box = containerd_runtime.busybox_image
+    sleeper = container("main", box, command=["sleep", "3600"])
+    await client.create(PODS, pod("own-pids", node.name, [sleeper]), "default")
+    shared = pod("shared-pids", node.name, [sleeper])
+    shared["spec"]["shareProcessNamespace"] = True
+    await client.create(PODS, shared, "default")
+    for name, pause_mode in (("own-pids", "0"), ("shared-pids", "2")):
+        p = await eventually(f"{name} running", lambda n=name: running(client, n))
+        cid = container_id(p)
+        own = await node.runtime.exec_sync(cid, ["cat", "/proc/self/status"], timeout=10)
+        assert seccomp_mode(own.stdout.decode()) == "2"
+        (listed,) = await node.runtime.list_containers(id=cid)
+        sandbox = listed.pod_sandbox_id
+        pause_pid = json.loads((await node.runtime.pod_sandbox_info(sandbox))["info"])["pid"]
+        assert seccomp_mode(Path(f"/proc/{pause_pid}/status").read_text()) == pause_mode
 
 
 async def test_restart_policy_restart_count_and_last_state(
