@@ -9,9 +9,9 @@ Contracts:
   ``Unconfined`` (Kubernetes defaults to Unconfined; tugboat chooses the safer default).
   ``Localhost`` profiles are passed through. The sandbox (only the pause process) gets the
   pod-level profile when the pod sets one, else RuntimeDefault only when the pod's containers
-  share its PID namespace (``shareProcessNamespace``: they could drive pause to make syscalls
-  for them) and Unconfined otherwise, as with Kubernetes' default: no workload runs there,
-  and installing the filter costs runc ~30 ms of CPU per pod.
+  see its process (``shareProcessNamespace``, ``hostPID``: they could drive pause to make
+  syscalls for them) and Unconfined otherwise, as with Kubernetes' default: no workload runs
+  there, and installing the filter costs runc ~20 ms of CPU per pod.
 - Cgroups: the sandbox and its containers live in the pod's cgroup, placed by QoS class as
   the kubelet's cgroupfs driver does: ``<cgroup_root>/kubepods/pod<uid>`` (Guaranteed),
   ``.../kubepods/burstable/pod<uid>``, ``.../kubepods/besteffort/pod<uid>`` (its limits:
@@ -227,8 +227,9 @@ def _seccomp(*contexts: Obj | None) -> pb.SecurityProfile:
 
 def _sandbox_seccomp(pod: Obj) -> pb.SecurityProfile:
     """The pause process's profile (see the module's contracts)."""
-    psc = spec(pod).get("securityContext") or {}
-    if psc.get("seccompProfile") or spec(pod).get("shareProcessNamespace"):
+    s = spec(pod)
+    psc = s.get("securityContext") or {}
+    if psc.get("seccompProfile") or s.get("shareProcessNamespace") or s.get("hostPID"):
         return _seccomp(psc)
     return pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined)
 

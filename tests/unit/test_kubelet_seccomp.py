@@ -39,6 +39,11 @@ def profiles(p: dict) -> tuple[int, int]:
             id="shared PID namespace: pause is confined too",
         ),
         pytest.param(
+            pod({"hostPID": True}),
+            (P.RuntimeDefault, P.RuntimeDefault),
+            id="host PID namespace: pause is confined too",
+        ),
+        pytest.param(
             pod({"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}),
             (P.RuntimeDefault, P.RuntimeDefault),
             id="pod asks for RuntimeDefault",
