@@ -565,7 +565,7 @@ class PodWorker:
         if not spec_volumes(pod):
             return True
         self.sources.tokens = await ctx.tokens.fetch(ctx.client, pod)
-        claims = await vol.fetch_claims(ctx.client, pod)
+        claims = await vol.fetch_claims(ctx.client, pod, ctx.node.name)
         try:
             self.host_volumes = await asyncio.to_thread(
                 self.volumes.setup,

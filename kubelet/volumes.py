@@ -22,8 +22,10 @@ kubelet's layout, e.g. ``kubernetes.io~configmap``); containers get CRI ``Mount`
   (:data:`TMPFS_PER_SOURCE` per source: room for two copies of the largest object during a
   swap), so secret data never reaches the node's disk; such a volume found on disk but not
   mounted (left by ``tug down``, or by an older agent) is deleted and made again on tmpfs.
-- ``persistentVolumeClaim``: the claim must be Bound; its PersistentVolume's ``hostPath`` (or
-  ``local``) path is used (created if missing). Data outlives the pod.
+- ``persistentVolumeClaim``: the claim must be Bound, and its PersistentVolume's required node
+  affinity must admit this node (as the kubelet checks before mounting: a pod bound here
+  directly, past the scheduler, does not use another node's local volume); its ``hostPath``
+  (or ``local``) path is used (created if missing). Data outlives the pod.
 - ``volumeMounts``: ``subPath`` (created inside the volume if missing; no ``..`` or absolute
   path), ``readOnly``, ``mountPropagation``.
 - Failures raise :class:`VolumeError` carrying Kubernetes' ``FailedMount`` message.
@@ -39,12 +41,13 @@ import stat
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from machinery import errors
 from machinery.kinds import lookup
+from machinery.nodeselector import any_term_matches, required_terms
 from machinery.quantity import to_bytes
 
 from .cri import api_pb2 as pb
@@ -53,6 +56,7 @@ from .satoken import Token, token_key
 
 Obj = dict[str, Any]
 PVCS, PVS = lookup("persistentvolumeclaims"), lookup("persistentvolumes")
+NODES = lookup("nodes")
 DATA = "..data"
 DEFAULT_MODE = 0o644
 TMPFS_PER_SOURCE = 2 << 20  # bytes: twice the API's 1 MiB object limit
@@ -73,8 +77,8 @@ _PLUGINS = {
 class VolumeError(Exception):
     """A volume could not be set up; ``str()`` is the FailedMount event message."""
 
-    def __init__(self, volume: str, reason: str) -> None:
-        super().__init__(f'MountVolume.SetUp failed for volume "{volume}" : {reason}')
+    def __init__(self, volume: str, reason: str, step: str = "SetUp") -> None:
+        super().__init__(f'MountVolume.{step} failed for volume "{volume}" : {reason}')
         self.volume = volume
         self.reason = reason
 
@@ -267,10 +271,12 @@ class Claim:
 
     pvc: Obj | None
     pv: Obj | None
+    fits_node: bool = True  # the volume's node affinity admits this node
 
 
-async def fetch_claims(client: Any, pod: Obj) -> dict[str, Claim]:
-    """The claims (and their PersistentVolumes) the pod's volumes name, by claim name."""
+async def fetch_claims(client: Any, pod: Obj, node_name: str = "") -> dict[str, Claim]:
+    """The claims (and their PersistentVolumes) the pod's volumes name, by claim name; with
+    ``node_name``, each volume's required node affinity is checked against that Node."""
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
     out: dict[str, Claim] = {}
     for v in (pod.get("spec") or {}).get("volumes") or []:
@@ -290,6 +296,20 @@ async def fetch_claims(client: Any, pod: Obj) -> dict[str, Claim]:
             except errors.NotFound:
                 pv = None
         out[claim] = Claim(pvc, pv)
+    pinned = {
+        name: terms
+        for name, c in out.items()
+        if c.pv is not None and (terms := required_terms(c.pv)) is not None
+    }
+    if pinned and node_name:
+        try:
+            node = await client.get(NODES, node_name)
+        except errors.NotFound:
+            node = {}
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        for name, terms in pinned.items():
+            if not any_term_matches(terms, labels, node_name):
+                out[name] = replace(out[name], fits_node=False)
     return out
 
 
@@ -461,6 +481,10 @@ class PodVolumes:
         phase = (claim.pvc.get("status") or {}).get("phase")
         if phase != "Bound" or claim.pv is None:
             raise VolumeError(name, f'persistentvolumeclaim "{claim_name}" is not bound')
+        if not claim.fits_node:
+            pv_name = (claim.pv.get("metadata") or {}).get("name", "")
+            reason = "no matching NodeSelectorTerms"
+            raise VolumeError(pv_name, reason, step="NodeAffinity check")
         pv_spec = claim.pv.get("spec") or {}
         source = pv_spec.get("hostPath") or pv_spec.get("local") or {}
         if not source.get("path"):

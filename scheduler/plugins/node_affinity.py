@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from machinery.nodeselector import term_matches
 from scheduler.cache import NodeInfo, Snapshot
 from scheduler.framework import (
     NODE_ADD,
@@ -24,52 +25,6 @@ from scheduler.framework import (
 )
 
 ERR_REASON = "node(s) didn't match Pod's node affinity/selector"
-
-
-def _int(value: str) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-def requirement_matches(req: Mapping[str, Any], value: str | None) -> bool:
-    """One ``NodeSelectorRequirement`` against one label/field value (None: absent)."""
-    op = req.get("operator")
-    values = req.get("values") or []
-    if op == "In":
-        return value is not None and value in values
-    if op == "NotIn":
-        return value is None or value not in values
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt"):
-        if value is None or len(values) != 1:
-            return False
-        have, want = _int(value), _int(values[0])
-        if have is None or want is None:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False
-
-
-def term_matches(term: Mapping[str, Any], labels: Mapping[str, str], node_name: str) -> bool:
-    """A ``NodeSelectorTerm``: all expressions and fields must match; an empty term matches
-    nothing."""
-    exprs = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not exprs and not fields:
-        return False
-    for req in exprs:
-        if not requirement_matches(req, labels.get(req.get("key", ""))):
-            return False
-    for req in fields:
-        value = node_name if req.get("key") == "metadata.name" else None
-        if not requirement_matches(req, value):
-            return False
-    return True
 
 
 def required_node_terms(pod: Mapping[str, Any]) -> list[dict[str, Any]] | None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from machinery import errors
 from machinery.kinds import lookup
+from machinery.nodeselector import any_term_matches, required_terms
 from scheduler.cache import NodeInfo, Snapshot
 from scheduler.framework import (
     NODE_ADD,
@@ -38,7 +39,6 @@ from scheduler.framework import (
     error,
     unresolvable,
 )
-from scheduler.plugins.node_affinity import term_matches
 
 PVCS, PVS, CLASSES = (
     lookup("persistentvolumeclaims"),
@@ -125,7 +125,7 @@ class VolumeBinding(PreFilterPlugin, FilterPlugin, PreBindPlugin):
                     return unresolvable(
                         f'pvc {namespace}/{name} bound to non-existent pv "{volume_name}"'
                     )
-                terms = _required_terms(volume)
+                terms = required_terms(volume)
                 if terms is not None:
                     affinities.append(terms)
             elif self._waits_for_consumer(claim):
@@ -143,7 +143,7 @@ class VolumeBinding(PreFilterPlugin, FilterPlugin, PreBindPlugin):
         if found is None:
             return OK
         for terms in found.affinities:
-            if not any(term_matches(t, node.labels, node.name) for t in terms):
+            if not any_term_matches(terms, node.labels, node.name):
                 return self.NODE_CONFLICT
         for _, _, selected in found.to_provision:
             if selected and selected != node.name:
@@ -181,12 +181,3 @@ class VolumeBinding(PreFilterPlugin, FilterPlugin, PreBindPlugin):
         else:
             sc = self.listers.storage_class(class_name) if class_name else None
         return (sc or {}).get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
-
-
-def _required_terms(volume: Obj) -> tuple[Mapping[str, Any], ...] | None:
-    """A volume's required node selector terms; ``None``: it may be used on any node."""
-    affinity = (volume.get("spec") or {}).get("nodeAffinity") or {}
-    required = affinity.get("required")
-    if required is None:
-        return None
-    return tuple(required.get("nodeSelectorTerms") or ())

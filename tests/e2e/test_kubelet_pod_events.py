@@ -1,6 +1,7 @@
 """What a user sees of a pod on containerd, with the real kubectl: the events of a pod's life
-(and a crash loop aggregated, not flooding), the options of ``kubectl logs``, and a volume whose
-ConfigMap is missing (``FailedMount``, then running once it exists).
+(and a crash loop aggregated, not flooding), the options of ``kubectl logs``, a volume whose
+ConfigMap is missing (``FailedMount``, then running once it exists) and a claim whose volume is
+pinned to another node (``FailedMount``, nothing started).
 
 API server (session ``api``) + one node agent per test (events recorded); no scheduler.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
 
 from machinery.client import AsyncClient
+from machinery.kinds import lookup
 from tests.conftest import ApiServerProcess
 from tests.e2e.conftest import ContainerdRuntime
 from tests.e2e.kubelet_env import (
@@ -38,6 +41,29 @@ async def events_of(api: ApiServerProcess, name: str) -> list[dict]:
         api, "get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "yaml"
     )
     return yaml.safe_load(out)["items"]
+
+
+async def create_mounting_pod(
+    client: AsyncClient, node: str, image: str, name: str, volume: dict, path: str
+) -> None:
+    """Pod ``name`` on ``node``: one sleeping container that mounts ``volume`` at ``path``."""
+    main = container(
+        "main",
+        image,
+        command=["sleep", "3600"],
+        volumeMounts=[{"name": volume["name"], "mountPath": path}],
+    )
+    await client.create(PODS, pod(name, node, [main], volumes=[volume]), "default")
+
+
+async def failed_mount(api: ApiServerProcess, name: str) -> dict:
+    """The one FailedMount event of pod ``name``, once it is there."""
+
+    async def found() -> list[dict] | None:
+        return [e for e in await events_of(api, name) if e["reason"] == "FailedMount"] or None
+
+    (event,) = await eventually("FailedMount", found)
+    return event
 
 
 async def test_events_of_a_pod_and_an_aggregated_crash_loop(
@@ -138,20 +164,10 @@ async def test_volume_of_a_missing_configmap_waits_then_starts(
 ) -> None:
     client, n = node
     cm = f"later-{uuid.uuid4().hex[:6]}"
-    main = container(
-        "main",
-        containerd_runtime.busybox_image,
-        command=["sleep", "3600"],
-        volumeMounts=[{"name": "cfg", "mountPath": "/etc/app"}],
-    )
-    volumes = [{"name": "cfg", "configMap": {"name": cm}}]
-    await client.create(PODS, pod("mount", n.name, [main], volumes=volumes), "default")
-
-    async def failed_mount() -> list[dict] | None:
-        found = [e for e in await events_of(api, "mount") if e["reason"] == "FailedMount"]
-        return found or None
-
-    (event,) = await eventually("FailedMount", failed_mount)
+    volume = {"name": "cfg", "configMap": {"name": cm}}
+    image = containerd_runtime.busybox_image
+    await create_mounting_pod(client, n.name, image, "mount", volume, "/etc/app")
+    event = await failed_mount(api, "mount")
     assert event["type"] == "Warning"
     assert event["message"] == (
         f'MountVolume.SetUp failed for volume "cfg" : configmap "{cm}" not found'
@@ -166,3 +182,65 @@ async def test_volume_of_a_missing_configmap_waits_then_starts(
     await run_kubectl(api, "create", "configmap", cm, "--from-literal=mode=fast")
     await eventually("mount running", lambda: running(client, "mount"), timeout=60)
     assert await run_kubectl(api, "exec", "mount", "--", "cat", "/etc/app/mode") == "fast"
+
+
+async def test_claim_pinned_to_another_node_is_refused(
+    api: ApiServerProcess,
+    node: tuple[AsyncClient, RealNode],
+    containerd_runtime: ContainerdRuntime,
+    tmp_path: Path,
+) -> None:
+    """A pod bound here directly (no scheduler) whose claim's volume is pinned to another
+    node: the node agent refuses to mount it, as the kubelet does, and starts nothing."""
+    client, n = node
+    name = f"pinned-{uuid.uuid4().hex[:6]}"
+    elsewhere = {"key": "kubernetes.io/hostname", "operator": "In", "values": ["other-node"]}
+    await client.create(
+        lookup("persistentvolumes"),
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "hostPath": {"path": str(tmp_path / "data")},
+                "claimRef": {"namespace": "default", "name": name},
+                "nodeAffinity": {
+                    "required": {"nodeSelectorTerms": [{"matchExpressions": [elsewhere]}]}
+                },
+            },
+        },
+    )
+    claims = lookup("persistentvolumeclaims")
+    await client.create(
+        claims,
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+                "volumeName": name,
+            },
+        },
+        "default",
+    )
+    await client.patch(
+        claims, name, {"status": {"phase": "Bound"}}, "default", subresource="status"
+    )
+    volume = {"name": "data", "persistentVolumeClaim": {"claimName": name}}
+    image = containerd_runtime.busybox_image
+    await create_mounting_pod(client, n.name, image, "pinned", volume, "/data")
+    event = await failed_mount(api, "pinned")
+    assert (event["type"], event["message"]) == (
+        "Warning",
+        f'MountVolume.NodeAffinity check failed for volume "{name}" : '
+        "no matching NodeSelectorTerms",
+    )
+    status = await status_of(client, "pinned")
+    assert status["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+    uid = (await client.get(PODS, "pinned", "default"))["metadata"]["uid"]
+    assert await n.runtime.list_pod_sandbox(labels={"io.kubernetes.pod.uid": uid}) == []
+    assert not (tmp_path / "data").exists()

@@ -24,7 +24,7 @@ from kubelet.volumes import (
     write_atomic,
 )
 from machinery.kinds import lookup
-from tests.unit.test_kubelet_worker import Env, env, settle, sleeper  # noqa: F401
+from tests.unit.test_kubelet_worker import NODE, Env, env, settle, sleeper  # noqa: F401
 
 
 class FakeMounter:
@@ -312,6 +312,63 @@ async def test_worker_waits_for_a_missing_configmap_volume(env: Env) -> None:  #
     )
     await settle(worker, env)
     assert (Path(m.host_path) / "k").read_text() == "v2"  # refreshed in a later pass
+
+
+def pinned_volume(name: str, node: str, path: Path) -> dict:
+    term = {
+        "matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]
+    }
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "hostPath": {"path": str(path)},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [term]}},
+        },
+    }
+
+
+async def test_worker_refuses_a_volume_pinned_to_another_node(env: Env) -> None:  # noqa: F811
+    """As the kubelet checks before mounting: a pod bound here directly (past the scheduler)
+    whose claim's volume is pinned to another node stays ContainerCreating with FailedMount;
+    one pinned here starts."""
+    env.api.seed(
+        lookup("nodes"),
+        {"metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE}}},
+    )
+    for claim, node in (("elsewhere", "node-b"), ("here", NODE)):
+        env.api.seed(
+            lookup("persistentvolumes"), pinned_volume(f"pv-{claim}", node, env.tmp / claim)
+        )
+        env.api.seed(
+            lookup("persistentvolumeclaims"),
+            {
+                "metadata": {"name": claim, "namespace": "default"},
+                "spec": {"volumeName": f"pv-{claim}"},
+                "status": {"phase": "Bound"},
+            },
+        )
+    mount = {"name": "data", "mountPath": "/data"}
+    events = Events()
+    ctx = env.context()
+    ctx.recorder = events
+    for claim in ("elsewhere", "here"):
+        volume = {"name": "data", "persistentVolumeClaim": {"claimName": claim}}
+        env.seed(f"db-{claim}", [sleeper(volumeMounts=[mount])], volumes=[volume])
+    await settle(PodWorker(ctx, env.pod("db-elsewhere")), env)
+    assert env.fake.calls["RunPodSandbox"] == 0
+    assert env.container("db-elsewhere", "main")["state"] == {
+        "waiting": {"reason": "ContainerCreating"}
+    }
+    message = (
+        'MountVolume.NodeAffinity check failed for volume "pv-elsewhere" : '
+        "no matching NodeSelectorTerms"
+    )
+    assert ("Warning", "FailedMount", message) in events.seen
+    assert not (env.tmp / "elsewhere").exists()
+
+    await settle(PodWorker(ctx, env.pod("db-here")), env)
+    assert "running" in env.container("db-here", "main")["state"]
+    assert (env.tmp / "here").is_dir()
 
 
 class FailingMounter(FakeMounter):
