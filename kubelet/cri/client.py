@@ -36,6 +36,11 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # gRPC shares connections to one address between all channels of a process by default.
+    # A channel of ours owns its own: a new client then connects afresh instead of inheriting
+    # another channel's failed connection (and its reconnect back-off) to an earlier runtime
+    # that served the same address.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 

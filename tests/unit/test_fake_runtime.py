@@ -333,6 +333,24 @@ async def test_missing_socket_is_runtime_unavailable(tmp_path: Path) -> None:
         sync_client.version()
 
 
+async def test_new_client_does_not_inherit_a_failed_connection_to_the_same_address() -> None:
+    """A runtime back at an address an older client saw go away answers a new client at once."""
+    first = FakeServer(FakeRuntime())
+    endpoint = await first.start()
+    stale = AsyncRuntimeClient(endpoint, timeout=5)
+    await stale.version()
+    await first.stop()
+    with pytest.raises(RuntimeUnavailable):
+        await stale.version()
+
+    async with (
+        FakeServer(FakeRuntime(), address=endpoint),
+        AsyncRuntimeClient(endpoint, timeout=5) as fresh,
+    ):
+        assert (await fresh.version()).runtime_name == "tugboat-fake"
+    await stale.close()
+
+
 async def test_unix_socket_endpoint(tmp_path: Path) -> None:
     runtime = FakeRuntime()
     async with FakeServer(runtime, address=f"unix://{tmp_path}/cri.sock") as server:
