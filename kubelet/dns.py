@@ -489,7 +489,10 @@ def bind_address(address: str, interface: str) -> bool:
 
 
 def unbind_address(interface: str) -> None:
-    _ip("link", "del", interface)
+    """Delete ``interface`` (made by :func:`bind_address`) and the addresses on it."""
+    out = _ip("link", "del", interface)
+    if out.returncode != 0 and _ip("link", "show", "dev", interface).returncode == 0:
+        raise RuntimeError(f"cannot delete interface {interface}: {out.stderr.strip()}")
 
 
 # -- command line ----------------------------------------------------------------------------

@@ -106,32 +106,37 @@ async def env(api: ApiServerProcess, containerd_runtime: ContainerdRuntime) -> A
     zone = zone_from_factory(factory, "cluster.local")
     iface = f"tugdns{secrets.token_hex(2)}"
     created = bind_address(DNS_IP, iface)
-    await factory.start()
-    assert await factory.wait_synced(10)
-    server = await DnsServer(zone, DNS_IP, 53).start()
-    tasks = [
-        asyncio.create_task(run_workers(ctl.queue, ctl.reconcile, 2, name="endpointslice")),
-        asyncio.create_task(proxier.run()),
-    ]
+    tasks: list[asyncio.Task] = []
+    server: DnsServer | None = None
     try:
-        yield Env(client, node, containerd_runtime, ns, proxier)
-    finally:
+        await factory.start()
+        assert await factory.wait_synced(10)
+        server = await DnsServer(zone, DNS_IP, 53).start()
+        tasks = [
+            asyncio.create_task(run_workers(ctl.queue, ctl.reconcile, 2, name="endpointslice")),
+            asyncio.create_task(proxier.run()),
+        ]
         try:
+            yield Env(client, node, containerd_runtime, ns, proxier)
+        finally:
             await delete_all_pods(client, node.name)
             # the next test's Services may ask for the same NodePorts
             for svc in (await client.list(SVC, ns))["items"]:
                 await client.delete(SVC, svc["metadata"]["name"], ns)
-        finally:
+    finally:
+        try:
             ctl.queue.shutdown()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            server.close()
+            if server is not None:
+                server.close()
             await factory.stop()
             await node.stop()
+            await client.aclose()
+        finally:
             if created:
                 unbind_address(iface)
-            await client.aclose()
     # the proxy removed its chains on the way out
     saved = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     assert f"{prefix}-" not in saved
