@@ -16,9 +16,15 @@ gets the pod-level limits Kubernetes computes (:func:`pod_cgroup`, pure):
 - a memory limit of the sum of the memory limits, only when every container states one;
 - init containers count by their largest value when that exceeds the app containers' sum.
 
-Limits are written on cgroup v1 (the ``cpu`` and ``memory`` hierarchies); on a pure cgroup v2
-host only the directories are made. Removal is the pod worker's (``remove_cgroup`` of every
-candidate path, see :func:`candidate_paths`): CRI never removes pod-level cgroups. The
+Limits are written on cgroup v1 (``cpu.shares``, ``cpu.cfs_*``, ``memory.limit_in_bytes`` in the
+``cpu`` and ``memory`` hierarchies) or, on a host whose cgroup v2 tree has the cpu and memory
+controllers, in that tree (``cpu.weight`` converted from the shares as Kubernetes does,
+``cpu.max``, ``memory.max``), after enabling the controllers in each ancestor's
+``cgroup.subtree_control``. A hybrid host's v2 tree (``/sys/fs/cgroup/unified``) has no
+controllers, so there only the directories are made.
+
+Removal is the pod worker's (``remove_cgroup`` of every candidate path, see
+:func:`candidate_paths`): CRI never removes pod-level cgroups. The
 ``kubepods`` tree itself stays until ``tug down`` removes the agent's cgroup root.
 """
 
@@ -37,6 +43,7 @@ from machinery.quantity import cpu_millis, to_bytes
 from .cri.cgroups import CGROUP_MOUNT, hierarchies, remove_cgroup
 from .specs import (
     CPU_PERIOD,
+    MAX_SHARES,
     MIN_SHARES,
     QOS_CGROUPS,
     cpu_quota,
@@ -47,6 +54,7 @@ from .specs import (
 )
 
 Obj = dict[str, Any]
+V2_CONTROLLERS = frozenset({"cpu", "memory"})
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,21 @@ class PodCgroup:
         if self.memory_limit is not None:
             out["memory"] = {"memory.limit_in_bytes": str(self.memory_limit)}
         return out
+
+    def v2_files(self) -> dict[str, str]:
+        """{file: value} to write in the pod's cgroup v2 directory."""
+        out = {"cpu.weight": str(cpu_weight(self.cpu_shares))}
+        if self.cpu_quota is not None:
+            out["cpu.max"] = f"{self.cpu_quota} {self.cpu_period}"
+        if self.memory_limit is not None:
+            out["memory.max"] = str(self.memory_limit)
+        return out
+
+
+def cpu_weight(shares: int) -> int:
+    """Kubernetes' ``CpuSharesToCpuWeight``: cpu shares [2, 262144] onto cgroup v2's
+    ``cpu.weight`` [1, 10000]."""
+    return 1 + ((shares - MIN_SHARES) * 9999) // (MAX_SHARES - MIN_SHARES)
 
 
 def _pod_total(pod_spec: Obj, index: int, resource: str) -> int:
@@ -154,6 +177,20 @@ class CgroupManager:
         return self._controllers[controller]
 
     @functools.cached_property
+    def _unified(self) -> tuple[Path, frozenset[str]] | None:
+        """The cgroup v2 root and which of cpu and memory it manages, when the limits go
+        there: no v1 hierarchy has them and the v2 tree offers at least one."""
+        if any(self._controllers.values()):
+            return None
+        for root in hierarchies(self.mount):
+            available = root / "cgroup.controllers"
+            if available.exists():
+                offered = frozenset(available.read_text().split()) & V2_CONTROLLERS
+                if offered:
+                    return root, offered
+        return None
+
+    @functools.cached_property
     def _root_dirs(self) -> list[Path]:
         found = [r for r in self._controllers.values() if r is not None]
         if found:
@@ -170,13 +207,24 @@ class CgroupManager:
         for qos in QOS_CGROUPS:
             for root in self._roots():
                 (root / qos_cgroup(self.root, qos).strip("/")).mkdir(parents=True, exist_ok=True)
+        classes = {"BestEffort": lambda: MIN_SHARES, "Burstable": self._burstable_shares}
         cpu = self._hierarchy("cpu")
         if cpu is not None:
-            best_effort = cpu / qos_cgroup(self.root, "BestEffort").strip("/")
-            _write(best_effort / "cpu.shares", str(MIN_SHARES))
-            burstable = cpu / qos_cgroup(self.root, "Burstable").strip("/")
             with self._qos_lock:
-                _write(burstable / "cpu.shares", str(burstable_shares(self.pods())))
+                for qos, shares in classes.items():
+                    path = cpu / qos_cgroup(self.root, qos).strip("/")
+                    _write(path / "cpu.shares", str(shares()))
+        elif self._unified is not None:
+            root, offered = self._unified
+            with self._qos_lock:
+                for qos, shares in classes.items():
+                    path = qos_cgroup(self.root, qos).strip("/")
+                    _enable_controllers(root, path, offered)
+                    if "cpu" in offered:
+                        _write(root / path / "cpu.weight", str(cpu_weight(shares())))
+
+    def _burstable_shares(self) -> int:
+        return burstable_shares(self.pods())
 
     def apply(self, cg: PodCgroup) -> None:
         """Create the pod cgroup (and the QoS tree) and write its limits."""
@@ -189,6 +237,11 @@ class CgroupManager:
                 continue
             for name, value in files.items():
                 _write(root / cg.path.strip("/") / name, value)
+        if self._unified is not None:
+            root, offered = self._unified
+            for name, value in cg.v2_files().items():
+                if name.split(".", 1)[0] in offered:
+                    _write(root / cg.path.strip("/") / name, value)
 
     def remove(self, uid: str) -> list[Path]:
         """rmdir the pod's cgroup wherever it is (then update the QoS shares); returns
@@ -200,10 +253,21 @@ class CgroupManager:
         return left
 
 
+def _enable_controllers(root: Path, path: str, controllers: frozenset[str]) -> None:
+    """Turn ``controllers`` on in ``cgroup.subtree_control`` of every cgroup from ``root`` down
+    to ``path`` itself, so ``path`` and its children get their files."""
+    parts = Path(path).parts
+    for depth in range(len(parts) + 1):
+        control = root.joinpath(*parts[:depth], "cgroup.subtree_control")
+        missing = controllers - set(control.read_text().split())
+        if missing:
+            _write(control, " ".join(f"+{c}" for c in sorted(missing)))
+
+
 def _write(path: Path, value: str) -> None:
     current = path.read_text().strip() if path.exists() else None
     if current != value:
-        fd = os.open(path, os.O_WRONLY)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # as a shell's `>`; cgroupfs allows it
         try:
             os.write(fd, value.encode())
         finally:

@@ -1,16 +1,21 @@
-"""Pod cgroup placement and pod-level limits (pure: pod spec → path and values)."""
+"""Pod cgroup placement and pod-level limits: pod spec → path and values, and the values written
+in a cgroup v2 tree (a directory laid out as the kernel does)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from kubelet import specs
 from kubelet.cgroups import (
+    CgroupManager,
     PodCgroup,
     burstable_shares,
     candidate_paths,
     cpu_quota,
     cpu_shares,
+    cpu_weight,
     pod_cgroup,
 )
 
@@ -94,6 +99,93 @@ def test_v1_files() -> None:
         "cpu": {"cpu.shares": "1024", "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000"},
         "memory": {"memory.limit_in_bytes": "64"},
     }
+
+
+def test_v2_files() -> None:
+    assert PodCgroup("/x", 2).v2_files() == {"cpu.weight": "1"}
+    assert PodCgroup("/x", 1024, 50_000, 100_000, 64).v2_files() == {
+        "cpu.weight": "39",
+        "cpu.max": "50000 100000",
+        "memory.max": "64",
+    }
+
+
+@pytest.mark.parametrize(
+    ("shares", "weight"), [(2, 1), (3, 1), (102, 4), (1024, 39), (2048, 79), (262_144, 10_000)]
+)
+def test_cpu_weight(shares: int, weight: int) -> None:
+    assert cpu_weight(shares) == weight
+
+
+# cgroup v2, as the kernel lays out a pure v2 host: every cgroup directory has these files
+# (a controller's only once its parent enabled it; the fake has them all from the start).
+V2_FILES = {
+    "cgroup.controllers": "",
+    "cgroup.subtree_control": "",
+    "cpu.weight": "100",
+    "cpu.max": "max 100000",
+    "memory.max": "max",
+}
+
+
+def v2_tree(mount: Path, offered: str, *cgroups: str) -> None:
+    for cgroup in ("", *cgroups):
+        d = mount / cgroup
+        d.mkdir(parents=True, exist_ok=True)
+        for name, value in V2_FILES.items():
+            (d / name).write_text(value)
+    (mount / "cgroup.controllers").write_text(offered)
+
+
+QOS_DIRS = ("tug", "tug/kubepods", "tug/kubepods/burstable", "tug/kubepods/besteffort")
+
+
+def test_limits_on_cgroup_v2(tmp_path: Path) -> None:
+    burstable = pod(res({"cpu": "250m"}, {"cpu": "500m", "memory": "32Mi"}))
+    guaranteed = {**pod(res(limits={"cpu": "2", "memory": "1Gi"})), "metadata": {"uid": "u2"}}
+    v2_tree(
+        tmp_path,
+        "cpuset cpu io memory pids",
+        *QOS_DIRS,
+        "tug/kubepods/burstable/podu1",
+        "tug/kubepods/podu2",
+    )
+    manager = CgroupManager("/tug", mount=tmp_path, pods=lambda: [burstable, guaranteed])
+    for p in (burstable, guaranteed):
+        manager.apply(pod_cgroup(p, "/tug", specs.qos_class(p["spec"])))
+
+    for ancestor in ("", *QOS_DIRS):  # each parent lets its children have cpu and memory
+        assert (tmp_path / ancestor / "cgroup.subtree_control").read_text() == "+cpu +memory"
+    qos = tmp_path / "tug/kubepods"
+    assert (qos / "besteffort/cpu.weight").read_text() == "1"
+    assert (qos / "burstable/cpu.weight").read_text() == str(cpu_weight(256))
+    assert (qos / "burstable/podu1/cpu.weight").read_text() == str(cpu_weight(256))
+    assert (qos / "burstable/podu1/cpu.max").read_text() == "50000 100000"
+    assert (qos / "burstable/podu1/memory.max").read_text() == str(32 * MI)
+    assert (qos / "podu2/cpu.max").read_text() == "200000 100000"
+    assert (qos / "podu2/memory.max").read_text() == str(1024 * MI)
+    assert (qos / "podu2/cpu.weight").read_text() == str(cpu_weight(2048))
+
+
+def test_cgroup_v2_without_cpu_only_limits_memory(tmp_path: Path) -> None:
+    v2_tree(tmp_path, "memory pids", *QOS_DIRS, "tug/kubepods/podu1")
+    manager = CgroupManager("/tug", mount=tmp_path)
+    p = pod(res(limits={"cpu": "1", "memory": "8Mi"}))
+    manager.apply(pod_cgroup(p, "/tug", "Guaranteed"))
+    assert (tmp_path / "tug/kubepods/cgroup.subtree_control").read_text() == "+memory"
+    assert (tmp_path / "tug/kubepods/podu1/memory.max").read_text() == str(8 * MI)
+    assert (tmp_path / "tug/kubepods/podu1/cpu.max").read_text() == "max 100000"  # untouched
+    assert (tmp_path / "tug/kubepods/besteffort/cpu.weight").read_text() == "100"
+
+
+def test_cgroup_v2_without_controllers_only_makes_directories(tmp_path: Path) -> None:
+    """A hybrid host's unified tree: cgroup v2 with every controller on v1."""
+    v2_tree(tmp_path, "", *QOS_DIRS)
+    manager = CgroupManager("/tug", mount=tmp_path)
+    manager.apply(pod_cgroup(pod(res(limits={"memory": "8Mi"})), "/tug", "Guaranteed"))
+    assert (tmp_path / "tug/kubepods/podu1").is_dir()
+    assert not (tmp_path / "tug/kubepods/podu1/memory.max").exists()
+    assert (tmp_path / "cgroup.subtree_control").read_text() == ""
 
 
 @pytest.mark.parametrize(
