@@ -177,7 +177,7 @@ class PodWorker:
         self.last_pod: Obj = pod
         self.errors: dict[str, tuple[str, str]] = {}  # container → waiting (reason, message)
         self.done = False
-        self.syncs = 0
+        self.syncs = 0  # passes finished (with or without an error)
         self.probes = PodProbes(HandlerRunner(ctx.runtime), ctx.clock)
         self.volumes = vol.PodVolumes(ctx.node.root_dir, self.uid, ctx.mounter)
         self.host_volumes: dict[str, vol.HostVolume] = {}
@@ -279,7 +279,12 @@ class PodWorker:
 
     async def sync(self) -> float | None:
         """One pass; returns seconds until the next wanted pass (``None``: only on events)."""
-        self.syncs += 1
+        try:
+            return await self._pass()
+        finally:
+            self.syncs += 1
+
+    async def _pass(self) -> float | None:
         self._woken, self._polled = False, None
         self._news.clear()
         self._known = {_version(self.pod)} if self.pod is not None else set()

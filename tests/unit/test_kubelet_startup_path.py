@@ -140,6 +140,7 @@ async def test_no_pass_for_the_workers_own_doing(env: Env) -> None:  # noqa: F81
         await asyncio.sleep(0.05)
         assert worker.syncs == passes
         worker.runtime_changed(stale)  # the same news listed now is news
+        # (``syncs`` counts finished passes: the runtime changes below come after this one)
         await _until(lambda: worker.syncs > passes, "no pass for a newer poll")
         passes = worker.syncs
 
