@@ -1,6 +1,8 @@
 """Two node agents on two containerd instances, the controller-manager and the scheduler (as
 processes, with shortened node-lifecycle timers): a stopped node agent makes its node NotReady
-and the Deployment's pods there are recreated on the other node."""
+and the Deployment's pods there are recreated on the other node; a claim of the local-path
+class is provisioned on the node the scheduler picks for its first pod, and its later pods
+follow the data there."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from controllers.localpath import HOSTNAME_LABEL
 from kubelet import labels as L
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
@@ -23,13 +26,16 @@ from tests.e2e.kubelet_env import (
     PODS,
     RealNode,
     agent_config,
+    container_id,
     delete_all_pods,
     eventually,
     extra_containerd,
+    running,
 )
 
 pytestmark = pytest.mark.e2e
-DEPLOYMENTS = lookup("deployments")
+DEPLOYMENTS, EVENTS = lookup("deployments"), lookup("events")
+PVCS, PVS = lookup("persistentvolumeclaims"), lookup("persistentvolumes")
 SECOND_BRIDGE = os.environ.get("TUG_E2E_BRIDGE2", "tugb1")
 SECOND_CIDR = os.environ.get("TUG_E2E_POD_CIDR2", "10.244.251.0/24")
 
@@ -74,6 +80,8 @@ def control_plane(fresh_api: ApiServerProcess, tmp_path: Path) -> Iterator[ApiSe
             "3",
             "--node-monitor-period",
             "0.5",
+            "--local-path-dir",
+            str(tmp_path / "local-path"),
             log=tmp_path / "controller-manager.log",
         ),
         spawn("scheduler", "--server", fresh_api.url, log=tmp_path / "scheduler.log"),
@@ -239,3 +247,124 @@ async def test_stopped_node_agent_pods_recreated_on_the_other_node(
         return not uids & doomed_uids and not doomed & {p["metadata"]["name"] for p in left}
 
     await eventually("the returning node to remove the moved pods", victim_cleaned_up, timeout=60)
+
+
+def claim_pod(name: str, claim: str, command: str, **spec: object) -> dict:
+    """A pod without a node that mounts ``claim`` at /data and runs ``command``."""
+    return {
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "db",
+                    "image": "busybox:1.35",
+                    "command": ["sh", "-c", command],
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                }
+            ],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+            **spec,
+        },
+    }
+
+
+def on_host(node: str) -> dict:
+    """The node selector term for the node named ``node``."""
+    return {"matchExpressions": [{"key": HOSTNAME_LABEL, "operator": "In", "values": [node]}]}
+
+
+def prefer(node: str) -> dict:
+    """Node affinity that prefers ``node`` as strongly as a pod can without requiring it."""
+    term = {"weight": 100, "preference": on_host(node)}
+    return {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [term]}}
+
+
+def require(node: str) -> dict:
+    """Node affinity that allows ``node`` only."""
+    terms = {"nodeSelectorTerms": [on_host(node)]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": terms}}
+
+
+async def test_claim_is_provisioned_where_its_first_pod_is_scheduled_and_keeps_its_pods_there(
+    nodes: tuple[AsyncClient, list[RealNode]], tmp_path: Path
+) -> None:
+    client, (a, b) = nodes
+    names = {a.name, b.name}
+    await client.create(
+        PVCS,
+        {
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "64Mi"}},
+            },
+        },
+        "default",
+    )
+
+    async def waiting() -> bool:
+        items = (await client.list(EVENTS, "default"))["items"]
+        return any(
+            e["involvedObject"]["name"] == "data" and e["reason"] == "WaitForFirstConsumer"
+            for e in items
+        )
+
+    await eventually("the claim to wait for its first consumer", waiting)
+    claim = await client.get(PVCS, "data", "default")
+    assert claim["spec"]["storageClassName"] == "local-path"
+    assert claim["status"]["phase"] == "Pending"
+
+    write = "echo kept > /data/row && exec sleep 3600"
+    await client.create(PODS, claim_pod("db1", "data", write), "default")
+    first = await eventually("db1 running", lambda: running(client, "db1"), timeout=60)
+    home = first["spec"]["nodeName"]
+    assert home in names
+    claim = await client.get(PVCS, "data", "default")
+    assert claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == home
+    assert claim["status"]["phase"] == "Bound"
+    volume = await client.get(PVS, claim["spec"]["volumeName"])
+    terms = volume["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert terms == [on_host(home)]
+    data_dir = Path(volume["spec"]["hostPath"]["path"])
+    assert data_dir.parent == tmp_path / "local-path"
+
+    async def row_written() -> bool:
+        return (data_dir / "row").exists()
+
+    await eventually("db1 to write its row", row_written)
+    await client.delete(PODS, "db1", "default", grace_period_seconds=1)
+
+    async def gone() -> bool:
+        return not (await client.list(PODS, "default"))["items"]
+
+    await eventually("db1 gone", gone)
+
+    # The next pod prefers the other node; the data pins it to the claim's node.
+    (other,) = names - {home}
+    read = "cat /data/row && exec sleep 3600"
+    await client.create(PODS, claim_pod("db2", "data", read, affinity=prefer(other)), "default")
+    second = await eventually("db2 running", lambda: running(client, "db2"), timeout=60)
+    assert second["spec"]["nodeName"] == home
+    node = a if home == a.name else b
+    assert node.runtime is not None
+    res = await node.runtime.exec_sync(container_id(second), ["cat", "/data/row"], timeout=10)
+    assert (res.exit_code, res.stdout) == (0, b"kept\n")
+
+    # A pod that can only run on the other node cannot have the claim: it stays Pending.
+    await client.create(PODS, claim_pod("db3", "data", read, affinity=require(other)), "default")
+
+    async def refused() -> str | None:
+        items = (await client.list(EVENTS, "default"))["items"]
+        return next(
+            (
+                e["message"]
+                for e in items
+                if e["involvedObject"]["name"] == "db3" and e["reason"] == "FailedScheduling"
+            ),
+            None,
+        )
+
+    message = await eventually("db3 refused by the scheduler", refused)
+    assert "volume node affinity conflict" in message
+    assert not (await client.get(PODS, "db3", "default"))["spec"].get("nodeName")
