@@ -878,27 +878,60 @@ _ACCESS_MODES = (
 )
 
 
-def _pvc_cells(pvc: Obj, now: datetime) -> list[Any]:
-    spec, status = _spec(pvc), _status(pvc)
-    phase = "Terminating" if _get(pvc, "metadata", "deletionTimestamp") else status.get("phase", "")
-    capacity = access = ""
-    if spec.get("volumeName"):
-        modes = set(status.get("accessModes") or [])
-        access = ",".join(short for mode, short in _ACCESS_MODES if mode in modes)
-        capacity = str(_get(status, "capacity", "storage", default="0"))
-    annotations = _get(pvc, "metadata", "annotations", default={})
+def _access_modes(modes: list[str] | None) -> str:
+    present = set(modes or ())
+    return ",".join(short for mode, short in _ACCESS_MODES if mode in present)
+
+
+def _storage_phase(obj: Obj) -> str:
+    if _get(obj, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    return _status(obj).get("phase", "")
+
+
+def _storage_class(obj: Obj) -> str:
+    """The class of a claim or volume: the beta annotation wins over the field, as in kubectl."""
+    annotations = _get(obj, "metadata", "annotations", default={})
     storage_class = annotations.get("volume.beta.kubernetes.io/storage-class")
     if storage_class is None:
-        storage_class = spec.get("storageClassName") or ""
+        storage_class = _spec(obj).get("storageClassName") or ""
+    return storage_class
+
+
+def _pvc_cells(pvc: Obj, now: datetime) -> list[Any]:
+    spec, status = _spec(pvc), _status(pvc)
+    capacity = access = ""
+    if spec.get("volumeName"):
+        access = _access_modes(status.get("accessModes"))
+        capacity = str(_get(status, "capacity", "storage", default="0"))
     return [
         _name(pvc),
-        phase,
+        _storage_phase(pvc),
         spec.get("volumeName", ""),
         capacity,
         access,
-        storage_class,
+        _storage_class(pvc),
         spec.get("volumeAttributesClassName") or "<unset>",
         _age(pvc, now),
+        spec.get("volumeMode") or "<unset>",
+    ]
+
+
+def _pv_cells(pv: Obj, now: datetime) -> list[Any]:
+    spec = _spec(pv)
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+    return [
+        _name(pv),
+        str(_get(spec, "capacity", "storage", default="0")),
+        _access_modes(spec.get("accessModes")),
+        spec.get("persistentVolumeReclaimPolicy", ""),
+        _storage_phase(pv),
+        claim,
+        _storage_class(pv),
+        spec.get("volumeAttributesClassName") or "<unset>",
+        _status(pv).get("reason", ""),
+        _age(pv, now),
         spec.get("volumeMode") or "<unset>",
     ]
 
@@ -1168,6 +1201,22 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
             _wide("VolumeMode", "What type of volume is required by the claim."),
         ),
         _pvc_cells,
+    ),
+    ("", "PersistentVolume"): _Printer(
+        (
+            NAME,
+            _col("Capacity", "The size of the volume."),
+            _col("Access Modes", "The ways the volume can be mounted."),
+            _col("Reclaim Policy", "What happens to the volume when its claim is released."),
+            _col("Status", "The current phase of the volume."),
+            _col("Claim", "The claim bound to the volume (namespace/name)."),
+            _col("StorageClass", "StorageClass of the pv"),
+            _col("VolumeAttributesClass", "VolumeAttributesClass of the pv"),
+            _col("Reason", "Why the volume is in its phase, when it failed."),
+            AGE,
+            _wide("VolumeMode", "Whether the volume is a filesystem or a raw block device."),
+        ),
+        _pv_cells,
     ),
     ("", "ResourceQuota"): _Printer(
         (

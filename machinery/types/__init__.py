@@ -41,6 +41,7 @@ from .openapi import openapi_components, schema_name
 from .policy import PodDisruptionBudget
 from .registry import RULES
 from .scheduling import PriorityClass
+from .storage import PersistentVolume, PersistentVolumeClaim
 
 __all__ = [
     "ConfigMap",
@@ -61,6 +62,8 @@ __all__ = [
     "Node",
     "ObjectMeta",
     "OwnerReference",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
     "Pod",
     "PodDisruptionBudget",
     "PodSpec",

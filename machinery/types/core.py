@@ -1,6 +1,6 @@
 """``v1`` (the core group): Pod, Node, Service, Endpoints, ConfigMap, Secret, Namespace, Event,
 ServiceAccount and the structs they are built of. Rules live in :mod:`.podspec` and
-:mod:`.core_rules`."""
+:mod:`.core_rules`; PersistentVolume and PersistentVolumeClaim are in :mod:`.storage`."""
 
 from __future__ import annotations
 

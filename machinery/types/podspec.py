@@ -13,6 +13,7 @@ from .core import (
     VOLUME_SOURCE_FIELDS,
     Container,
     HTTPGetAction,
+    NodeSelector,
     PodSecurityContext,
     PodSpec,
     PodTemplateSpec,
@@ -498,12 +499,7 @@ def _validate_affinity(spec: PodSpec, path: str, errs: FieldErrors) -> None:
         required = node.required_during_scheduling_ignored_during_execution
         if required is not None:
             rp = f"{p}.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-            if not required.node_selector_terms:
-                errs.required(
-                    f"{rp}.nodeSelectorTerms", "must have at least one node selector term"
-                )
-            for i, term in enumerate(required.node_selector_terms):
-                _validate_node_term(term, f"{rp}.nodeSelectorTerms[{i}]", errs)
+            validate_node_selector(required, rp, errs)
         preferred = node.preferred_during_scheduling_ignored_during_execution or ()
         for i, pref in enumerate(preferred):
             pp = f"{p}.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}]"
@@ -542,6 +538,15 @@ def _validate_pod_affinity_term(term: object, path: str, errs: FieldErrors) -> N
         errs.check(f"{path}.topologyKey", key, qualified_name_errors(key))
     validate_selector(getattr(term, "label_selector", None), f"{path}.labelSelector", errs)
     validate_selector(getattr(term, "namespace_selector", None), f"{path}.namespaceSelector", errs)
+
+
+def validate_node_selector(selector: NodeSelector, path: str, errs: FieldErrors) -> None:
+    """A required node selector (pod or PersistentVolume node affinity): at least one term,
+    each well formed."""
+    if not selector.node_selector_terms:
+        errs.required(f"{path}.nodeSelectorTerms", "must have at least one node selector term")
+    for i, term in enumerate(selector.node_selector_terms):
+        _validate_node_term(term, f"{path}.nodeSelectorTerms[{i}]", errs)
 
 
 def _validate_node_term(term: object, path: str, errs: FieldErrors) -> None:

@@ -20,6 +20,7 @@ from . import (
     policy,
     rbac,
     scheduling,
+    storage,
 )
 from . import core_rules as cr
 from .meta import K8sModel
@@ -92,6 +93,20 @@ _ALL = (
     ),
     KindRules("v1", "Event", core.Event, None, cr.validate_event),
     KindRules("v1", "ServiceAccount", core.ServiceAccount, None, cr.validate_service_account),
+    KindRules(
+        "v1",
+        "PersistentVolumeClaim",
+        storage.PersistentVolumeClaim,
+        _plain(storage.default_claim),
+        storage.validate_claim,
+    ),
+    KindRules(
+        "v1",
+        "PersistentVolume",
+        storage.PersistentVolume,
+        _plain(storage.default_volume),
+        storage.validate_volume,
+    ),
     KindRules(
         "apps/v1",
         "Deployment",

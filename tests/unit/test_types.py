@@ -1019,7 +1019,7 @@ def test_openapi_explain_walk() -> None:
     ("api_version", "kind", "name"),
     [
         ("stable.example.com/v1", "CronTab", "com.example.stable.v1.CronTab"),
-        ("v1", "PersistentVolumeClaim", "io.k8s.api.core.v1.PersistentVolumeClaim"),
+        ("v1", "ReplicationController", "io.k8s.api.core.v1.ReplicationController"),
         ("events.k8s.io/v1", "Event", "io.k8s.api.events.v1.Event"),
     ],
 )
