@@ -41,23 +41,23 @@ from controllers.objects import key_of, meta, name_of, namespace_of, split_key, 
 from machinery import errors
 from machinery.controller import Result
 from machinery.informer import InformerFactory, Store
-from machinery.kinds import lookup
+from machinery.volumes import (
+    BIND_COMPLETED,
+    CLASSES,
+    DEFAULT_CLASS,
+    HOSTNAME_LABEL,
+    PROVISIONED_BY,
+    PVCS,
+    PVS,
+    SELECTED_NODE,
+    WAIT_FOR_FIRST_CONSUMER,
+)
+from machinery.volumes import LOCAL_PATH_CLASS as CLASS_NAME
+from machinery.volumes import LOCAL_PATH_PROVISIONER as PROVISIONER
 from machinery.workqueue import WorkQueue
 
 Obj = dict[str, Any]
-PVCS, PVS, CLASSES = (
-    lookup("persistentvolumeclaims"),
-    lookup("persistentvolumes"),
-    lookup("storageclasses"),
-)
-CLASS_NAME = "local-path"
-PROVISIONER = "tugboat.io/local-path"
-PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
-DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 DEFAULT_BASE_DIR = "/var/lib/tugboat/local-path"
-SELECTED_NODE = "volume.kubernetes.io/selected-node"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
-WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
 ENSURE_CLASS = "\x00storageclass"  # a queue key no claim can have
 
 
@@ -137,7 +137,7 @@ class LocalPathProvisioner:
         if (volume.get("status") or {}).get("phase") != "Bound":
             await self._patch(PVS, volume, {"status": {"phase": "Bound"}}, status=True)
         if spec.get("volumeName") != name_of(volume):
-            annotations = {"pv.kubernetes.io/bind-completed": "yes"}
+            annotations = {BIND_COMPLETED: "yes"}
             body = {
                 "metadata": {"annotations": annotations},
                 "spec": {"volumeName": name_of(volume)},

@@ -40,6 +40,7 @@ from controllers.replicaset import ReplicaSetController
 from controllers.resourcequota import ResourceQuotaController
 from controllers.rootcacert import RootCACertPublisher
 from controllers.serviceaccount import ServiceAccountController
+from controllers.volumebinder import VolumeBinder
 from machinery import errors
 from machinery.client import AsyncClient
 from machinery.controller import run_workers
@@ -67,6 +68,7 @@ CONTROLLERS: dict[str, tuple[Callable[..., Any], str]] = {
         "horizontal-pod-autoscaler",
     ),
     "localpath": (LocalPathProvisioner.from_factory, "tugboat.io/local-path"),
+    "persistentvolume-binder": (VolumeBinder.from_factory, "persistentvolume-controller"),
     "resourcequota": (ResourceQuotaController.from_factory, "resourcequota-controller"),
     "serviceaccount": (ServiceAccountController.from_factory, "service-account-controller"),
     "root-ca-cert-publisher": (RootCACertPublisher.from_factory, "root-ca-cert-publisher"),

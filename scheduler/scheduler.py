@@ -36,6 +36,7 @@ from machinery.client import AsyncClient
 from machinery.events import EventRecorder
 from machinery.informer import Informer, InformerFactory
 from machinery.kinds import lookup
+from machinery.volumes import CLASSES, PVCS, PVS
 from scheduler import metrics as m
 from scheduler.cache import Cache
 from scheduler.framework import (
@@ -121,9 +122,9 @@ class Scheduler:
         pods it rejected."""
         informers = []
         for rt, add, update in (
-            (vb.PVCS, vb.CLAIM_ADD, vb.CLAIM_UPDATE),
-            (vb.PVS, vb.VOLUME_ADD, vb.VOLUME_UPDATE),
-            (vb.CLASSES, vb.CLASS_ADD, vb.CLASS_ADD),
+            (PVCS, vb.CLAIM_ADD, vb.CLAIM_UPDATE),
+            (PVS, vb.VOLUME_ADD, vb.VOLUME_UPDATE),
+            (CLASSES, vb.CLASS_ADD, vb.CLASS_ADD),
         ):
             informer = factory.informer(rt)
             informer.add_handler(

@@ -24,9 +24,9 @@ from cli.manifests import Manifest
 from cli.resources import qualified_kind
 from cli.verbs.image import add_runtime_flags, builder
 from machinery import errors
+from machinery.volumes import DEFAULT_CLASS
 
 DOWN_KINDS = ("Deployment", "Pod", "Service")
-DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
 def register(sub: Any) -> None:

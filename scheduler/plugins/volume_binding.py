@@ -2,8 +2,8 @@
 of that name, for the volumes tugboat provisions: node-local ones).
 
 - PreFilter rejects the pod on every node when a claim does not exist or is being deleted, or
-  is unbound although its StorageClass binds at once (``Immediate``): the provisioner binds it
-  soon, and the claim's update requeues the pod.
+  is unbound although its StorageClass binds at once (``Immediate``, or no StorageClass): the
+  provisioner or the PersistentVolume binder binds it, and the claim's update requeues the pod.
 - Filter: a bound claim's PersistentVolume with ``spec.nodeAffinity`` admits only the nodes
   its required terms match ("node(s) had volume node affinity conflict"). An unbound claim of
   a ``WaitForFirstConsumer`` class fits any node, unless a node was already chosen for it (the
@@ -23,8 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from machinery import errors
-from machinery.kinds import lookup
 from machinery.nodeselector import any_term_matches, required_terms
+from machinery.volumes import (
+    DEFAULT_CLASS,
+    PVCS,
+    SELECTED_NODE,
+    WAIT_FOR_FIRST_CONSUMER,
+)
 from scheduler.cache import NodeInfo, Snapshot
 from scheduler.framework import (
     NODE_ADD,
@@ -39,15 +44,6 @@ from scheduler.framework import (
     error,
     unresolvable,
 )
-
-PVCS, PVS, CLASSES = (
-    lookup("persistentvolumeclaims"),
-    lookup("persistentvolumes"),
-    lookup("storageclasses"),
-)
-SELECTED_NODE = "volume.kubernetes.io/selected-node"
-WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
-DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 ERR_NODE_CONFLICT = "node(s) had volume node affinity conflict"
 ERR_BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"

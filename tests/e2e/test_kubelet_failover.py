@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controllers.localpath import HOSTNAME_LABEL
 from kubelet import labels as L
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
+from machinery.volumes import HOSTNAME_LABEL
 from tests.conftest import ApiServerProcess
 from tests.e2e.conftest import ContainerdRuntime
 from tests.e2e.kubelet_env import (

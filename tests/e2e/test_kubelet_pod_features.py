@@ -1,6 +1,7 @@
 """What users expect of a pod, on containerd with the real kubectl: probes, configuration from
 ConfigMaps and Secrets, volumes (configMap updates, emptyDir on disk and tmpfs, hostPath,
-subPath, readOnly, downward API) and a PersistentVolumeClaim whose data outlives its pod.
+subPath, readOnly, downward API), a PersistentVolumeClaim whose data outlives its pod and an
+administrator's PersistentVolume bound to a claim.
 
 API server (session ``api``) + one node agent per test (events recorded); no scheduler.
 """
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from controllers.localpath import LocalPathProvisioner
+from controllers.volumebinder import VolumeBinder
 from machinery.client import AsyncClient
 from machinery.controller import run_workers
 from machinery.informer import InformerFactory
@@ -349,6 +351,93 @@ async def test_claim_data_outlives_the_pod(
             await workers
         provisioner.queue.shutdown()
         await factory.stop()
+
+
+async def test_static_volume_binds_its_claim_and_is_released_after_it(
+    api: ApiServerProcess,
+    node: tuple[AsyncClient, RealNode],
+    containerd_runtime: ContainerdRuntime,
+    tmp_path: Path,
+) -> None:
+    """An administrator's hostPath PersistentVolume, a claim of its class, a pod writing to it:
+    the binder pairs them, the data lands in the volume's directory, and once the claim is
+    deleted the volume (Retain) is Released with its data kept."""
+    client, n = node
+    factory = InformerFactory(client)
+    binder = VolumeBinder.from_factory(factory)
+    await factory.start()
+    await factory.wait_synced()
+    workers = asyncio.create_task(run_workers(binder.queue, binder.reconcile, 1))
+    suffix = uuid.uuid4().hex[:6]
+    volume, claim, data = f"static-{suffix}", f"claim-{suffix}", tmp_path / "static"
+    try:
+        manifests = [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": volume},
+                "spec": {
+                    "storageClassName": "manual",
+                    "capacity": {"storage": "64Mi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "hostPath": {"path": str(data), "type": "DirectoryOrCreate"},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim, "namespace": "default"},
+                "spec": {
+                    "storageClassName": "manual",
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "32Mi"}},
+                },
+            },
+        ]
+        await run_kubectl(api, "apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
+
+        async def claim_bound() -> bool:
+            out = await run_kubectl(
+                api, "get", "pvc", claim, "-o", "jsonpath={.status.phase} {.spec.volumeName}"
+            )
+            return out == f"Bound {volume}"
+
+        await eventually("claim bound to the static volume", claim_bound)
+        row = await run_kubectl(api, "get", "pv", volume, "--no-headers")
+        assert row.split()[:6] == [volume, "64Mi", "RWO", "Retain", "Bound", f"default/{claim}"]
+
+        mount = [{"name": "data", "mountPath": "/data"}]
+        writer = container(
+            "w",
+            containerd_runtime.busybox_image,
+            command=["sh", "-c", "echo kept > /data/row; exec sleep 3600"],
+            volumeMounts=mount,
+        )
+        volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
+        await client.create(PODS, pod("static-w", n.name, [writer], volumes=volumes), "default")
+        await eventually("static-w running", lambda: running(client, "static-w"), timeout=60)
+
+        async def row_written() -> bool:
+            return (data / "row").exists()
+
+        await eventually("the row in the volume's directory", row_written)
+        await delete_all_pods(client, n.name)
+        await run_kubectl(api, "delete", "pvc", claim)
+
+        async def released() -> bool:
+            phase = await run_kubectl(api, "get", "pv", volume, "-o", "jsonpath={.status.phase}")
+            return phase == "Released"
+
+        await eventually("the volume released", released)
+        assert (data / "row").read_text() == "kept\n"
+    finally:
+        workers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await workers
+        binder.queue.shutdown()
+        await factory.stop()
+        with contextlib.suppress(Exception):
+            await run_kubectl(api, "delete", "pv", volume, "--ignore-not-found")
 
 
 async def test_logs_previous_after_a_crash_and_rotation(

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controllers.localpath import (
-    CLASS_NAME,
-    CLASSES,
-    ENSURE_CLASS,
-    PVCS,
-    PVS,
-    SELECTED_NODE,
-    LocalPathProvisioner,
-)
+from controllers.localpath import ENSURE_CLASS, LocalPathProvisioner
 from controllers.testing import FakeClient, store_of
+from machinery.volumes import CLASSES, PVCS, PVS, SELECTED_NODE
+from machinery.volumes import LOCAL_PATH_CLASS as CLASS_NAME
 
 
 def claim(class_name: str | None = CLASS_NAME) -> dict:

@@ -55,6 +55,13 @@ def test_every_concurrency_flag_names_a_controller():
     assert set(CONCURRENCY_FLAGS) <= set(CONTROLLERS)
 
 
+def test_the_persistent_volume_binder_runs_by_default():
+    assert "persistentvolume-binder" in parse_args([]).controllers.split(",")
+    assert "persistentvolume-binder" in ControllerManager(None).enabled  # type: ignore[arg-type]
+    _, component = CONTROLLERS["persistentvolume-binder"]
+    assert component == "persistentvolume-controller"  # Kubernetes' event source
+
+
 # -- /healthz, /readyz, /metrics ----------------------------------------------------------------
 
 

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from controllers.localpath import PVCS, PVS, LocalPathProvisioner
+from controllers.localpath import LocalPathProvisioner
 from controllers.testing import FakeClient, store_of
+from controllers.volumebinder import VolumeBinder
 from machinery.errors import Invalid
 from machinery.kinds import ResourceType
 from machinery.types import admit, openapi_components
+from machinery.volumes import PVCS, PVS
 
 Obj = dict[str, Any]
 CLAIM, VOLUME = "PersistentVolumeClaim", "PersistentVolume"
@@ -426,6 +428,39 @@ async def test_local_path_provisioning_passes_admission(tmp_path: Path) -> None:
     pv = client.stored(PVS, None, "pvc-c-1")
     assert pv["spec"]["hostPath"]["type"] == "DirectoryOrCreate"
     assert pv["status"] == {"phase": "Bound"}
+
+
+async def test_static_binding_passes_admission() -> None:
+    """What the PersistentVolume binder writes: claimRef, phases, volumeName and annotations,
+    claim status Bound and Lost, volume Released and Available again."""
+    first = claim(storageClassName="")
+    first["metadata"]["uid"] = "c-1"
+    client = AdmittingClient((PVCS, admitted(CLAIM, first)), (PVS, admitted(VOLUME, volume())))
+    ctl = VolumeBinder(
+        client, claims=store_of(), volumes=store_of(), classes=store_of(), nodes=store_of()
+    )
+
+    async def settle(*keys: str) -> None:
+        for _ in range(4):
+            ctl.claims, ctl.volumes = store_of(*client.all(PVCS)), store_of(*client.all(PVS))
+            for key in keys:
+                await ctl.reconcile(key)
+
+    await settle("pv1", "shop/db")
+    assert client.stored(PVCS, "shop", "db")["status"]["phase"] == "Bound"
+    assert client.stored(PVS, None, "pv1")["status"] == {"phase": "Bound"}
+    await client.delete(PVCS, "db", "shop")
+    await settle("pv1")
+    assert client.stored(PVS, None, "pv1")["status"] == {"phase": "Released"}
+    await client.patch(PVS, "pv1", {"spec": {"claimRef": None}})
+    second = claim(storageClassName="")
+    second["metadata"].update(name="db2", uid="c-2")
+    await client.create(PVCS, second)
+    await settle("pv1", "shop/db2")
+    assert client.stored(PVCS, "shop", "db2")["spec"]["volumeName"] == "pv1"
+    await client.delete(PVS, "pv1")
+    await settle("shop/db2")
+    assert client.stored(PVCS, "shop", "db2")["status"]["phase"] == "Lost"
 
 
 # --- unknown fields, OpenAPI -------------------------------------------------------------------
