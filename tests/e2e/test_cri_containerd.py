@@ -133,10 +133,8 @@ def test_web_pod_answers_http_on_pod_ip_and_host_port(
     via_host_port = wait_for("hostPort", lambda: http_get(f"http://127.0.0.1:{host_port}/"))
     assert "v1" in via_host_port
 
-    # The entrypoint traps SIGTERM: a graceful stop exits 0 long before the timeout.
-    started = time.monotonic()
+    # The entrypoint traps SIGTERM: a graceful stop exits 0 (a SIGKILL at the timeout: 137).
     cri.stop_container(container_id, timeout=10)
-    assert time.monotonic() - started < 5
     final = cri.container_status(container_id)
     assert (final.state, final.exit_code, final.reason) == (pb.CONTAINER_EXITED, 0, "Completed")
 
