@@ -3,7 +3,7 @@ then hollow nodes registering.
 
 ``python -m bench.pod_startup [--pods 30] [--rate 5] [--rounds 3] [--hollow 1000]`` (root;
 containerd, runc and the CNI plugins installed: ``hack/install-runtime.sh``). It starts its own
-containerd (``hack/start-containerd.sh``, bridge ``tugbench0``, 10.244.252.0/24) with the
+containerd (``hack/start-containerd.sh``, bridge ``tugbench0``, 10.244.254.0/24) with the
 shipped images, an API server and a node agent (``python -m kubelet.main``). Each round starts
 ``--pods`` pods at ``--rate`` per second twice, one way after the other (which goes first
 alternates, so both see the same machine: its speed drifts over tens of seconds):
@@ -43,21 +43,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import apiserver, percentile, rss_mib
+from bench.containerd import own_containerd
 from kubelet import specs
 from kubelet.cgroups import CgroupManager, pod_cgroup
 from kubelet.cri.cgroups import remove_cgroup
 from kubelet.cri.client import AsyncRuntimeClient
 from kubelet.env import Sources, fetch_sources
-from kubelet.images.builtin import build_all
-from kubelet.images.store import load_image
 from kubelet.node import Machine
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
 
 PODS, NODES = lookup("pods"), lookup("nodes")
-REPO = Path(__file__).resolve().parents[1]
-START = REPO / "hack" / "start-containerd.sh"
-BRIDGE, CIDR = "tugbench0", "10.244.252.0/24"
+BRIDGE, CIDR = "tugbench0", "10.244.254.0/24"
 CGROUP_ROOT = "/tugboat-bench"
 NODE = "bench-node"
 Obj = dict[str, Any]
@@ -479,22 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.pods:  # hollow nodes only: no containerd needed
             asyncio.run(run(args, work))
             return 0
-        cdir = work / "containerd"
-        subprocess.run(
-            ["bash", str(START), "--bridge", BRIDGE, "--pod-cidr", CIDR, str(cdir)],
-            check=True,
-            timeout=60,
-        )
         try:
-            for image in build_all(work / "images"):
-                load_image(str(cdir / "containerd.sock"), image.path)
-            asyncio.run(run(args, work))
+            with own_containerd(work, BRIDGE, CIDR):
+                asyncio.run(run(args, work))
         finally:
-            subprocess.run(
-                ["bash", str(START), "--stop", "--bridge", BRIDGE, str(cdir)],
-                check=False,
-                timeout=180,
-            )
             remove_cgroup(CGROUP_ROOT)
     return 0
 
