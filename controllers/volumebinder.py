@@ -46,7 +46,6 @@ static volumes here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from controllers.objects import (
@@ -62,9 +61,6 @@ from controllers.objects import (
 from machinery import errors
 from machinery.informer import InformerFactory, Store
 from machinery.kinds import ResourceType, lookup
-from machinery.nodeselector import any_term_matches, required_terms
-from machinery.quantity import parse_quantity
-from machinery.selectors import LabelSelector
 from machinery.volumes import (
     BIND_COMPLETED,
     BOUND_BY_CONTROLLER,
@@ -74,6 +70,13 @@ from machinery.volumes import (
     PVS,
     SELECTED_NODE,
     WAIT_FOR_FIRST_CONSUMER,
+    best_match,
+    claim_class,
+    claim_ref,
+    refers_to,
+    reserved_for,
+    unsuitable,
+    volume_class,
 )
 from machinery.volumes import LOCAL_PATH_CLASS as CLASS_NAME
 from machinery.volumes import LOCAL_PATH_PROVISIONER as PROVISIONER
@@ -138,26 +141,26 @@ class VolumeBinder:
     def claim_deleted(self, claim: Obj) -> None:
         self.enqueue(claim)
         for volume in self.volumes.list():
-            if _refers_to(volume, namespace_of(claim), name_of(claim)):
+            if refers_to(volume, namespace_of(claim), name_of(claim)):
                 self.enqueue(volume)
 
     def volume_changed(self, volume: Obj) -> None:
         self.enqueue(volume)
         self._enqueue_claim_of(volume)
-        if not _claim_ref(volume).get("uid"):
-            self._enqueue_unbound(lambda c: _claim_class(c) == _volume_class(volume))
+        if not claim_ref(volume).get("uid"):
+            self._enqueue_unbound(lambda c: claim_class(c) == volume_class(volume))
 
     def volume_updated(self, old: Obj, new: Obj) -> None:
         self.volume_changed(new)
         self._enqueue_claim_of(old)  # a claim the volume no longer names
 
     def _enqueue_claim_of(self, volume: Obj) -> None:
-        ref = _claim_ref(volume)
+        ref = claim_ref(volume)
         if ref.get("name"):
             self.queue.add(f"{ref.get('namespace')}/{ref['name']}")
 
     def class_changed(self, storage_class: Obj) -> None:
-        self._enqueue_unbound(lambda c: _claim_class(c) == name_of(storage_class))
+        self._enqueue_unbound(lambda c: claim_class(c) == name_of(storage_class))
 
     def node_changed(self, node: Obj) -> None:
         self._enqueue_unbound(lambda c: annotations_of(c).get(SELECTED_NODE) == name_of(node))
@@ -194,7 +197,7 @@ class VolumeBinder:
     async def _sync_bound_claim(self, claim: Obj) -> None:
         name = (claim.get("spec") or {}).get("volumeName")
         volume = self.volumes.get(name) if name else None
-        if volume is not None and (not _claim_ref(volume) or _reserved_for(volume, claim)):
+        if volume is not None and (not claim_ref(volume) or reserved_for(volume, claim)):
             await self._bind(volume, claim)  # completes or repairs the binding
         elif (claim.get("status") or {}).get("phase") != "Lost":
             reason, message = (
@@ -209,7 +212,7 @@ class VolumeBinder:
         if wanted:
             await self._bind_requested(claim, wanted)
             return
-        class_name = _claim_class(claim) or ""
+        class_name = claim_class(claim) or ""
         storage_class = self.classes.get(class_name) if class_name else None
         delayed = (storage_class or {}).get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
         selected = annotations_of(claim).get(SELECTED_NODE)
@@ -238,9 +241,9 @@ class VolumeBinder:
         volume = self.volumes.get(name)
         if volume is None:
             self._report(claim, "Warning", "FailedBinding", f'volume "{name}" not found')
-        elif _reserved_for(volume, claim):
+        elif reserved_for(volume, claim):
             await self._bind(volume, claim)
-        elif _claim_ref(volume):
+        elif claim_ref(volume):
             message = f'volume "{name}" already bound to a different claim.'
             self._report(claim, "Warning", "FailedBinding", message)
         elif why := unsuitable(volume, claim):
@@ -251,14 +254,14 @@ class VolumeBinder:
 
     async def _bind(self, volume: Obj, claim: Obj) -> None:
         """Kubernetes' four binding writes, each skipped when already done."""
-        ref = _claim_ref(volume)
+        ref = claim_ref(volume)
         if (ref.get("namespace"), ref.get("name"), ref.get("uid")) != (
             namespace_of(claim),
             name_of(claim),
             uid_of(claim),
         ):
             body: Obj = {"spec": {"claimRef": {**dict.fromkeys(ref), **_reference(claim)}}}
-            if not _reserved_for(volume, claim):  # the controller chose it
+            if not reserved_for(volume, claim):  # the controller chose it
                 body["metadata"] = {"annotations": {BOUND_BY_CONTROLLER: "yes"}}
             volume = await self._patch(PVS, volume, body)
         volume = await self._set_phase(volume, "Bound")
@@ -286,7 +289,7 @@ class VolumeBinder:
         volume = self.volumes.get(name)
         if volume is None or annotations_of(volume).get(PROVISIONED_BY) == PROVISIONER:
             return
-        ref = _claim_ref(volume)
+        ref = claim_ref(volume)
         if not ref.get("uid"):  # free, or reserved for a claim not bound yet
             await self._set_phase(volume, "Available")
             return
@@ -347,7 +350,7 @@ class VolumeBinder:
     # -- writes and events -------------------------------------------------------------------
 
     def _is_ours(self, claim: Obj) -> bool:
-        class_name = _claim_class(claim)
+        class_name = claim_class(claim)
         if class_name is None or class_name == CLASS_NAME:
             return False
         storage_class = self.classes.get(class_name) if class_name else None
@@ -390,95 +393,6 @@ class VolumeBinder:
         if self.recorder is not None:
             ref = {"kind": rt.kind, "apiVersion": rt.api_version, **obj}
             self.recorder.event(ref, type, reason, message)
-
-
-# -- matching (pure) ---------------------------------------------------------------------------
-
-
-def best_match(
-    claim: Obj, volumes: list[Obj], node: Obj | None, *, reserved_only: bool = False
-) -> Obj | None:
-    """The volume ``claim`` should bind to (Kubernetes' ``FindMatchingVolume``): one reserved
-    for it wins; else the smallest Available one that satisfies it, matches its selector and,
-    given ``node``, admits that node. ``reserved_only``: consider only reserved ones."""
-    selector = (claim.get("spec") or {}).get("selector")
-    matches = LabelSelector.from_dict(selector).matches if selector is not None else None
-    best: Obj | None = None
-    for volume in sorted(volumes, key=name_of):
-        reserved = _reserved_for(volume, claim)
-        if (_claim_ref(volume) and not reserved) or unsuitable(volume, claim, any_class=reserved):
-            continue
-        fits = node is None or _admits(volume, node)
-        if reserved:
-            return volume if fits else None  # a reservation the node cannot use: no match
-        if (
-            reserved_only
-            or not fits
-            or (volume.get("status") or {}).get("phase") != "Available"
-            or (matches is not None and not matches(labels_of(volume)))
-        ):
-            continue
-        if best is None or _rank(volume) < _rank(best):
-            best = volume
-    return best
-
-
-def unsuitable(volume: Obj, claim: Obj, *, any_class: bool = False) -> str | None:
-    """Why ``volume`` cannot serve ``claim`` (Kubernetes' ``checkVolumeSatisfyClaim``), or
-    None. ``any_class``: do not compare classes (a volume reserved for the claim)."""
-    vspec, cspec = volume.get("spec") or {}, claim.get("spec") or {}
-    if is_deleting(volume):
-        return f'the volume is marked for deletion "{name_of(volume)}"'
-    request = ((cspec.get("resources") or {}).get("requests") or {}).get("storage")
-    if _size(volume) < parse_quantity(request or 0):
-        return "requested PV is too small"
-    if not any_class and _volume_class(volume) != (_claim_class(claim) or ""):
-        return "storageClassName does not match"
-    if (vspec.get("volumeMode") or "Filesystem") != (cspec.get("volumeMode") or "Filesystem"):
-        return "incompatible volumeMode"
-    if not set(cspec.get("accessModes") or ()) <= set(vspec.get("accessModes") or ()):
-        return "incompatible accessMode"
-    return None
-
-
-def _admits(volume: Obj, node: Obj) -> bool:
-    terms = required_terms(volume)
-    return terms is None or any_term_matches(terms, labels_of(node), name_of(node))
-
-
-def _rank(volume: Obj) -> tuple[Decimal, int, str]:
-    """Smallest first, then the fewest access modes, then by name."""
-    modes = (volume.get("spec") or {}).get("accessModes") or ()
-    return _size(volume), len(modes), name_of(volume)
-
-
-def _size(volume: Obj) -> Decimal:
-    return parse_quantity(((volume.get("spec") or {}).get("capacity") or {}).get("storage") or 0)
-
-
-def _claim_ref(volume: Obj) -> Obj:
-    return (volume.get("spec") or {}).get("claimRef") or {}
-
-
-def _claim_class(claim: Obj) -> str | None:
-    return (claim.get("spec") or {}).get("storageClassName")
-
-
-def _volume_class(volume: Obj) -> str:
-    return (volume.get("spec") or {}).get("storageClassName") or ""
-
-
-def _refers_to(volume: Obj, namespace: str, name: str) -> bool:
-    ref = _claim_ref(volume)
-    return (ref.get("namespace") or "", ref.get("name")) == (namespace, name)
-
-
-def _reserved_for(volume: Obj, claim: Obj) -> bool:
-    """``claimRef`` names ``claim``, with its uid or none (Kubernetes'
-    ``IsVolumeBoundToClaim``)."""
-    return _refers_to(volume, namespace_of(claim), name_of(claim)) and _claim_ref(volume).get(
-        "uid"
-    ) in (None, "", uid_of(claim))
 
 
 def _reference(claim: Obj) -> Obj:

@@ -133,7 +133,7 @@ class Scheduler:
             )
             informers.append(informer.store)
         claims, volumes, classes = informers
-        return vb.VolumeListers(claims.get, volumes.get, classes.get, classes.list)
+        return vb.VolumeListers(claims.get, volumes.get, classes.get, classes.list, volumes.list)
 
     async def run(self, factory: InformerFactory | None = None) -> None:
         """Start informers, wait for their caches, then schedule until cancelled."""

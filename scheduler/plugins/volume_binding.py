@@ -8,6 +8,12 @@ of that name, for the volumes tugboat provisions: node-local ones).
   its required terms match ("node(s) had volume node affinity conflict"). An unbound claim of
   a ``WaitForFirstConsumer`` class fits any node, unless a node was already chosen for it (the
   ``volume.kubernetes.io/selected-node`` annotation): then only that one.
+- Filter, for an unbound claim of a ``WaitForFirstConsumer`` class whose provisioner is
+  ``kubernetes.io/no-provisioner`` (static volumes only, such as local disks): the node must
+  have an Available volume the claim can bind to (:func:`machinery.volumes.best_match`: class,
+  size, access modes, selector, node affinity), one per claim ("node(s) didn't find available
+  persistent volumes to bind"); the PersistentVolume binder binds it once PreBind has chosen
+  the node.
 - PreBind: each such unbound claim is annotated with the chosen node before the pod is bound;
   the provisioner then makes the volume on that node. Unlike kube-scheduler, the bind does not
   wait for the claim to become Bound: the node agent retries the volume (``FailedMount``) until
@@ -26,9 +32,11 @@ from machinery import errors
 from machinery.nodeselector import any_term_matches, required_terms
 from machinery.volumes import (
     DEFAULT_CLASS,
+    NO_PROVISIONER,
     PVCS,
     SELECTED_NODE,
     WAIT_FOR_FIRST_CONSUMER,
+    best_match,
 )
 from scheduler.cache import NodeInfo, Snapshot
 from scheduler.framework import (
@@ -60,12 +68,14 @@ Lookup = Callable[[str], Obj | None]
 @dataclass(frozen=True)
 class VolumeListers:
     """Reads of the scheduler's informer caches: a claim by ``namespace/name``, a volume and a
-    StorageClass by name, and every StorageClass (to find the default one)."""
+    StorageClass by name, every StorageClass (to find the default one) and every volume (for
+    claims of a class of static volumes)."""
 
     claim: Lookup
     volume: Lookup
     storage_class: Lookup
     storage_classes: Callable[[], list[Obj]]
+    volumes: Callable[[], list[Obj]] = list
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class PodVolumes:
 
     affinities: tuple[tuple[Mapping[str, Any], ...], ...]
     to_provision: tuple[tuple[str, str, str], ...]
+    static: tuple[Obj, ...] = ()  # claims that only an existing volume can serve
 
 
 def claim_names(pod: Mapping[str, Any]) -> list[str]:
@@ -108,6 +119,7 @@ class VolumeBinding(PreFilterPlugin, FilterPlugin, PreBindPlugin):
         namespace = _meta(pod).get("namespace") or "default"
         affinities: list[tuple[Mapping[str, Any], ...]] = []
         to_provision: list[tuple[str, str, str]] = []
+        static: list[Obj] = []
         for name in names:
             claim = self.listers.claim(f"{namespace}/{name}")
             if claim is None:
@@ -124,14 +136,18 @@ class VolumeBinding(PreFilterPlugin, FilterPlugin, PreBindPlugin):
                 terms = required_terms(volume)
                 if terms is not None:
                     affinities.append(terms)
-            elif self._waits_for_consumer(claim):
+            elif (storage_class := self._class_of(claim)).get(
+                "volumeBindingMode"
+            ) == WAIT_FOR_FIRST_CONSUMER:
                 selected = (_meta(claim).get("annotations") or {}).get(SELECTED_NODE, "")
                 to_provision.append((namespace, name, selected))
+                if storage_class.get("provisioner") == NO_PROVISIONER:
+                    static.append(claim)
             else:
                 return unresolvable(ERR_UNBOUND_IMMEDIATE)
         if not affinities and not to_provision:
             return SKIP
-        state[self.name] = PodVolumes(tuple(affinities), tuple(to_provision))
+        state[self.name] = PodVolumes(tuple(affinities), tuple(to_provision), tuple(static))
         return OK
 
     def filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
@@ -144,6 +160,8 @@ class VolumeBinding(PreFilterPlugin, FilterPlugin, PreBindPlugin):
         for _, _, selected in found.to_provision:
             if selected and selected != node.name:
                 return self.BIND_CONFLICT
+        if found.static and not self._static_volumes_fit(found.static, node):
+            return self.BIND_CONFLICT
         return OK
 
     async def pre_bind(self, state: CycleState, pod: dict, node_name: str) -> Status:
@@ -162,7 +180,21 @@ class VolumeBinding(PreFilterPlugin, FilterPlugin, PreBindPlugin):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _waits_for_consumer(self, claim: Obj) -> bool:
+    def _static_volumes_fit(self, claims: tuple[Obj, ...], node: NodeInfo) -> bool:
+        """Whether each claim finds its own Available volume whose node affinity admits
+        ``node`` (a class without a provisioner has no other way to get one)."""
+        assert self.listers is not None
+        as_object = {"metadata": {"name": node.name, "labels": dict(node.labels)}}
+        free = self.listers.volumes()
+        for claim in claims:
+            volume = best_match(claim, free, as_object)
+            if volume is None:
+                return False
+            free = [v for v in free if v is not volume]
+        return True
+
+    def _class_of(self, claim: Obj) -> Obj:
+        """The claim's StorageClass (the default one when it names none yet), or {}."""
         assert self.listers is not None
         class_name = (claim.get("spec") or {}).get("storageClassName")
         if class_name is None:  # the default class will be assigned to it
@@ -176,4 +208,4 @@ class VolumeBinding(PreFilterPlugin, FilterPlugin, PreBindPlugin):
             )
         else:
             sc = self.listers.storage_class(class_name) if class_name else None
-        return (sc or {}).get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
+        return sc or {}

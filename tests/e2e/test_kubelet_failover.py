@@ -2,7 +2,8 @@
 processes, with shortened node-lifecycle timers): a stopped node agent makes its node NotReady
 and the Deployment's pods there are recreated on the other node; a claim of the local-path
 class is provisioned on the node the scheduler picks for its first pod, and its later pods
-follow the data there."""
+follow the data there; a pod whose claim needs a static local volume goes to that volume's
+node."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from kubelet import labels as L
 from machinery.client import AsyncClient
 from machinery.kinds import lookup
-from machinery.volumes import HOSTNAME_LABEL
+from machinery.volumes import CLASSES, HOSTNAME_LABEL, NO_PROVISIONER, PVCS, PVS
 from tests.conftest import ApiServerProcess
 from tests.e2e.conftest import ContainerdRuntime
 from tests.e2e.kubelet_env import (
@@ -35,7 +36,6 @@ from tests.e2e.kubelet_env import (
 
 pytestmark = pytest.mark.e2e
 DEPLOYMENTS, EVENTS = lookup("deployments"), lookup("events")
-PVCS, PVS = lookup("persistentvolumeclaims"), lookup("persistentvolumes")
 SECOND_BRIDGE = os.environ.get("TUG_E2E_BRIDGE2", "tugb1")
 SECOND_CIDR = os.environ.get("TUG_E2E_POD_CIDR2", "10.244.251.0/24")
 
@@ -368,3 +368,59 @@ async def test_claim_is_provisioned_where_its_first_pod_is_scheduled_and_keeps_i
     message = await eventually("db3 refused by the scheduler", refused)
     assert "volume node affinity conflict" in message
     assert not (await client.get(PODS, "db3", "default"))["spec"].get("nodeName")
+
+
+async def test_pod_goes_to_the_node_of_an_available_local_volume(
+    nodes: tuple[AsyncClient, list[RealNode]], tmp_path: Path
+) -> None:
+    """A class of static volumes (no provisioner, WaitForFirstConsumer), a volume an
+    administrator made on one node, a claim and a pod: the scheduler puts the pod where the
+    volume is, the binder binds the claim to it, and the pod writes into its directory."""
+    client, (a, b) = nodes
+    disk = tmp_path / "disk-b"
+    await client.create(
+        CLASSES,
+        {
+            "metadata": {"name": "local-disks"},
+            "provisioner": NO_PROVISIONER,
+            "volumeBindingMode": "WaitForFirstConsumer",
+        },
+    )
+    await client.create(
+        PVS,
+        {
+            "metadata": {"name": "disk-b"},
+            "spec": {
+                "storageClassName": "local-disks",
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "hostPath": {"path": str(disk), "type": "DirectoryOrCreate"},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [on_host(b.name)]}},
+            },
+        },
+    )
+    await client.create(
+        PVCS,
+        {
+            "metadata": {"name": "local"},
+            "spec": {
+                "storageClassName": "local-disks",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "512Mi"}},
+            },
+        },
+        "default",
+    )
+    write = "echo here > /data/row && exec sleep 3600"
+    # it prefers the other node: only the volume takes it to b
+    pod = claim_pod("db", "local", write, affinity=prefer(a.name))
+    await client.create(PODS, pod, "default")
+    placed = await eventually("db running", lambda: running(client, "db"), timeout=60)
+    assert placed["spec"]["nodeName"] == b.name
+    claim = await client.get(PVCS, "local", "default")
+    assert (claim["status"]["phase"], claim["spec"]["volumeName"]) == ("Bound", "disk-b")
+
+    async def row_written() -> bool:
+        return (disk / "row").exists()
+
+    await eventually("the row on the volume", row_written)

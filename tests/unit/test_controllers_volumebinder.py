@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from controllers.testing import FakeClient, FakeRecorder
-from controllers.volumebinder import NODES, VolumeBinder, best_match
+from controllers.volumebinder import NODES, VolumeBinder
 from machinery import errors
 from machinery.informer import InformerFactory, key_of
 from machinery.kinds import ResourceType
-from machinery.volumes import CLASSES, PVCS, PVS, SELECTED_NODE
+from machinery.volumes import CLASSES, PVCS, PVS, SELECTED_NODE, best_match
 
 Obj = dict[str, Any]
 BOUND_BY, BIND_COMPLETED = "pv.kubernetes.io/bound-by-controller", "pv.kubernetes.io/bind-completed"

@@ -39,16 +39,32 @@ def claim(name: str, volume: str = "", cls: str | None = "local-path", **annotat
     return {"metadata": meta, "spec": spec}
 
 
-def storage_class(name: str, mode: str, default: bool = False) -> dict:
+def static_volume(name: str, node: str, cls: str = "local-disks", **status: str) -> dict:
+    """An administrator's volume on ``node`` (Available unless ``status`` says otherwise)."""
+    volume = pinned_volume(name, node)
+    volume["spec"] |= {"storageClassName": cls, "capacity": {"storage": "10Gi"}}
+    volume["status"] = {"phase": "Available", **status}
+    return volume
+
+
+def storage_class(
+    name: str, mode: str, default: bool = False, provisioner: str = "tugboat.io/local-path"
+) -> dict:
     annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
-    return {"metadata": {"name": name, "annotations": annotations}, "volumeBindingMode": mode}
+    return {
+        "metadata": {"name": name, "annotations": annotations},
+        "volumeBindingMode": mode,
+        "provisioner": provisioner,
+    }
 
 
 def listers(claims=(), volumes=(), classes=()) -> VolumeListers:
     by_claim = {f"default/{c['metadata']['name']}": c for c in claims}
     by_volume = {v["metadata"]["name"]: v for v in volumes}
     by_class = {c["metadata"]["name"]: c for c in classes}
-    return VolumeListers(by_claim.get, by_volume.get, by_class.get, lambda: list(classes))
+    return VolumeListers(
+        by_claim.get, by_volume.get, by_class.get, lambda: list(classes), lambda: list(volumes)
+    )
 
 
 def using(*claims: str):
@@ -60,6 +76,10 @@ def using(*claims: str):
 
 WFFC = storage_class("local-path", "WaitForFirstConsumer", default=True)
 IMMEDIATE = storage_class("fast", "Immediate")
+LOCAL_DISKS = storage_class(
+    "local-disks", "WaitForFirstConsumer", provisioner="kubernetes.io/no-provisioner"
+)
+ELSEWHERE = storage_class("remote", "WaitForFirstConsumer", provisioner="example.com/remote")
 NODES = [make_node("n1"), make_node("n2"), make_node("n3")]
 
 
@@ -143,6 +163,46 @@ def plugin_with(**kw) -> VolumeBinding:
             {"claims": [claim("db", **{SELECTED_NODE: "n3"})], "classes": [WFFC]},
             {"n1": BIND_CONFLICT, "n2": BIND_CONFLICT, "n3": None},
             id="unbound claim with a node already selected: that node",
+        ),
+        pytest.param(
+            using("db"),
+            {
+                "claims": [claim("db", cls="local-disks")],
+                "classes": [LOCAL_DISKS],
+                "volumes": [static_volume("disk-a", "n2"), static_volume("other", "n3", "x")],
+            },
+            {"n1": BIND_CONFLICT, "n2": None, "n3": BIND_CONFLICT},
+            id="class of static volumes: only where one of its class is Available",
+        ),
+        pytest.param(
+            using("db"),
+            {
+                "claims": [claim("db", cls="local-disks")],
+                "classes": [LOCAL_DISKS],
+                "volumes": [static_volume("disk-a", "n2", phase="Bound")],
+            },
+            {"n1": BIND_CONFLICT, "n2": BIND_CONFLICT, "n3": BIND_CONFLICT},
+            id="class of static volumes: a Bound one does not count",
+        ),
+        pytest.param(
+            using("a", "b"),
+            {
+                "claims": [claim("a", cls="local-disks"), claim("b", cls="local-disks")],
+                "classes": [LOCAL_DISKS],
+                "volumes": [
+                    static_volume("disk-a", "n1"),
+                    static_volume("disk-b", "n2"),
+                    static_volume("disk-c", "n2"),
+                ],
+            },
+            {"n1": BIND_CONFLICT, "n2": None, "n3": BIND_CONFLICT},
+            id="two claims of static volumes: a node with one volume for each",
+        ),
+        pytest.param(
+            using("db"),
+            {"claims": [claim("db", cls="remote")], "classes": [ELSEWHERE]},
+            {"n1": None, "n2": None, "n3": None},
+            id="class with a provisioner, no volume yet: any node",
         ),
     ],
 )
