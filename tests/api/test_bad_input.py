@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,6 @@ from tests.conftest import start_apiserver
 
 POD = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 MERGE = "application/merge-patch+json"
-
-
-@pytest.fixture
-def http(api) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture
-def ns(http) -> str:
-    name = f"b-{uuid.uuid4().hex[:8]}"
-    assert http.post("/api/v1/namespaces", json={"metadata": {"name": name}}).status_code == 201
-    return name
 
 
 def _status(r: httpx.Response, code: int, reason: str) -> dict:

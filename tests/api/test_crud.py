@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import uuid
 
 import httpx
-import pytest
 
 
 def ns_obj(name: str) -> dict:
@@ -37,19 +35,6 @@ def deployment(name: str, replicas: int = 1, image: str = "busybox:1.35") -> dic
             },
         },
     }
-
-
-@pytest.fixture
-def http(api):
-    with httpx.Client(base_url=api.url, timeout=10) as c:
-        yield c
-
-
-@pytest.fixture
-def ns(http) -> str:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    assert http.post("/api/v1/namespaces", json=ns_obj(name)).status_code == 201
-    return name
 
 
 def test_system_namespaces_and_kubernetes_service_exist(http):

@@ -5,14 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-import httpx
 import pytest
-
-
-@pytest.fixture
-def http(api):
-    with httpx.Client(base_url=api.url, timeout=10) as c:
-        yield c
 
 
 def test_version_with_and_without_slash(http):

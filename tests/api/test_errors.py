@@ -8,19 +8,6 @@ import httpx
 import pytest
 
 
-@pytest.fixture
-def http(api):
-    with httpx.Client(base_url=api.url, timeout=10) as c:
-        yield c
-
-
-@pytest.fixture
-def ns(http) -> str:
-    name = f"e-{uuid.uuid4().hex[:8]}"
-    assert http.post("/api/v1/namespaces", json={"metadata": {"name": name}}).status_code == 201
-    return name
-
-
 def _status(r: httpx.Response, code: int, reason: str) -> dict:
     assert r.status_code == code, r.text
     body = r.json()

@@ -4,26 +4,9 @@ and Namespaces have none."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
-import httpx
 import pytest
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
-
-
-@pytest.fixture
-def http(api) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=10) as c:
-        yield c
-
-
-@pytest.fixture
-def ns(http) -> str:
-    name = f"g-{uuid.uuid4().hex[:8]}"
-    assert http.post("/api/v1/namespaces", json={"metadata": {"name": name}}).status_code == 201
-    return name
 
 
 WITHOUT = [

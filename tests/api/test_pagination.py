@@ -4,7 +4,6 @@ Kubernetes does, or answers 410 Expired once that revision has left the window."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,12 +15,6 @@ from apiserver.storage import Key, Record
 from tests.conftest import ApiServerProcess, start_apiserver
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
-
-
-@pytest.fixture
-def http(api) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=10) as c:
-        yield c
 
 
 def _namespace(http: httpx.Client) -> str:

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
-import httpx
 import pytest
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 JSONP = {"Content-Type": "application/json-patch+json"}
 SMP = {"Content-Type": "application/strategic-merge-patch+json"}
-
-
-@pytest.fixture
-def http(api):
-    with httpx.Client(base_url=api.url, timeout=10) as c:
-        yield c
-
-
-@pytest.fixture
-def ns(http) -> str:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    assert http.post("/api/v1/namespaces", json={"metadata": {"name": name}}).status_code == 201
-    return name
 
 
 def pod(name: str, node: str | None = None, **spec) -> dict:

@@ -6,23 +6,9 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import pytest
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 STRICT = {"fieldValidation": "Strict"}
-
-
-@pytest.fixture
-def http(api):
-    with httpx.Client(base_url=api.url, timeout=10) as c:
-        yield c
-
-
-@pytest.fixture
-def ns(http) -> str:
-    name = f"pv-{uuid.uuid4().hex[:8]}"
-    assert http.post("/api/v1/namespaces", json={"metadata": {"name": name}}).status_code == 201
-    return name
 
 
 def invalid_fields(r: httpx.Response) -> list[tuple[str, str]]:

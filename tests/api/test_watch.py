@@ -3,24 +3,9 @@
 from __future__ import annotations
 
 import threading
-import uuid
 
 import httpx
 import orjson
-import pytest
-
-
-@pytest.fixture
-def http(api):
-    with httpx.Client(base_url=api.url, timeout=10) as c:
-        yield c
-
-
-@pytest.fixture
-def ns(http) -> str:
-    name = f"w-{uuid.uuid4().hex[:8]}"
-    assert http.post("/api/v1/namespaces", json={"metadata": {"name": name}}).status_code == 201
-    return name
 
 
 def read_events(base: str, path: str, params: dict, count: int, timeout: float = 10) -> list:
