@@ -119,11 +119,8 @@ def refers_to(volume: Obj, namespace: str, name: str) -> bool:
 def reserved_for(volume: Obj, claim: Obj) -> bool:
     """``claimRef`` names ``claim``, with its uid or none (Kubernetes'
     ``IsVolumeBoundToClaim``)."""
-    return refers_to(volume, _namespace(claim), _name(claim)) and claim_ref(volume).get("uid") in (
-        None,
-        "",
-        _uid(claim),
-    )
+    uid = claim_ref(volume).get("uid")
+    return refers_to(volume, _namespace(claim), _name(claim)) and uid in (None, "", _uid(claim))
 
 
 def _meta(obj: Obj) -> Obj:
