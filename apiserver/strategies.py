@@ -23,6 +23,7 @@ from apiserver.tolerations import default_toleration_seconds
 from machinery import errors
 from machinery import types as api_types
 from machinery.kinds import ResourceType, lookup
+from machinery.volumes import PV_PROTECTION, PVC_PROTECTION
 
 if TYPE_CHECKING:
     from apiserver.registry import Registry, WriteOptions
@@ -181,6 +182,22 @@ class NamespaceStrategy(Strategy):
 
     def ready_to_delete(self, rt, obj):
         return not (obj.get("spec") or {}).get("finalizers")
+
+
+class ProtectedStrategy(Strategy):
+    """Kubernetes' ``StorageObjectInUseProtection`` admission: every new claim (volume) gets
+    the finalizer that keeps it while a pod uses it (while it is bound); the
+    controller-manager's storage-object-protection controller removes it."""
+
+    def __init__(self, registry: Registry, finalizer: str) -> None:
+        super().__init__(registry)
+        self.finalizer = finalizer
+
+    def prepare_create(self, rt, obj):
+        super().prepare_create(rt, obj)
+        finalizers = obj["metadata"].setdefault("finalizers", [])
+        if self.finalizer not in finalizers:
+            finalizers.append(self.finalizer)
 
 
 class ServiceStrategy(Strategy):
@@ -390,6 +407,8 @@ class Strategies:
             "/nodes": NodeStrategy(registry),
             "/namespaces": NamespaceStrategy(registry),
             "/services": ServiceStrategy(registry),
+            "/persistentvolumeclaims": ProtectedStrategy(registry, PVC_PROTECTION),
+            "/persistentvolumes": ProtectedStrategy(registry, PV_PROTECTION),
         }
 
     def for_(self, rt: ResourceType) -> Strategy:

@@ -23,8 +23,10 @@ start if missing.
   name), ``claimRef`` with the claim's uid and reclaim policy from the class (``Delete`` by
   default); then the volume's status and the claim's ``spec.volumeName`` and status become
   Bound. Each step is idempotent.
-- a claim that is gone releases its volume: ``Delete`` removes the PersistentVolume and its
-  directory (only ever below ``base_dir``); ``Retain`` marks the volume Released.
+- a claim that is gone releases its volume (phase Released); then ``Delete`` removes the
+  PersistentVolume and its directory (only ever below ``base_dir``). A claim is gone only once
+  no pod uses it (its ``kubernetes.io/pvc-protection`` finalizer, :mod:`.storageprotection`),
+  so a running pod's data is never removed under it.
 
 Data lives as long as the claim, so a pod's data survives the pod; the volume's node affinity
 keeps the claim's later pods on the node that has it (the scheduler's VolumeBinding filter).
@@ -236,9 +238,10 @@ class LocalPathProvisioner:
             ours = (meta(volume).get("annotations") or {}).get(PROVISIONED_BY) == PROVISIONER
             if not ours or (ref.get("namespace"), ref.get("name")) != (namespace, name):
                 continue
+            # Released first, also before a delete: pv-protection keeps a Bound volume
+            if (volume.get("status") or {}).get("phase") != "Released":
+                await self._patch(PVS, volume, {"status": {"phase": "Released"}}, status=True)
             if vspec.get("persistentVolumeReclaimPolicy", "Delete") != "Delete":
-                if (volume.get("status") or {}).get("phase") != "Released":
-                    await self._patch(PVS, volume, {"status": {"phase": "Released"}}, status=True)
                 continue
             path = Path((vspec.get("hostPath") or {}).get("path") or "")
             if path.is_relative_to(self.base_dir) and path != self.base_dir:

@@ -40,6 +40,7 @@ from controllers.replicaset import ReplicaSetController
 from controllers.resourcequota import ResourceQuotaController
 from controllers.rootcacert import RootCACertPublisher
 from controllers.serviceaccount import ServiceAccountController
+from controllers.storageprotection import StorageProtection
 from controllers.volumebinder import VolumeBinder
 from machinery import errors
 from machinery.client import AsyncClient
@@ -70,6 +71,7 @@ CONTROLLERS: dict[str, tuple[Callable[..., Any], str]] = {
     "localpath": (LocalPathProvisioner.from_factory, "tugboat.io/local-path"),
     "persistentvolume-binder": (VolumeBinder.from_factory, "persistentvolume-controller"),
     "resourcequota": (ResourceQuotaController.from_factory, "resourcequota-controller"),
+    "storage-object-protection": (StorageProtection.from_factory, "storage-object-protection"),
     "serviceaccount": (ServiceAccountController.from_factory, "service-account-controller"),
     "root-ca-cert-publisher": (RootCACertPublisher.from_factory, "root-ca-cert-publisher"),
 }

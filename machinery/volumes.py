@@ -33,6 +33,15 @@ BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"  # claim and volume
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"  # volume annotation
 HOSTNAME_LABEL = "kubernetes.io/hostname"  # node label a volume's node affinity names
 NO_PROVISIONER = "kubernetes.io/no-provisioner"  # a class of static volumes only
+PVC_PROTECTION = "kubernetes.io/pvc-protection"  # claim finalizer: kept while pods use it
+PV_PROTECTION = "kubernetes.io/pv-protection"  # volume finalizer: kept while bound
+
+
+def claim_names(pod: Obj) -> list[str]:
+    """The claims ``pod`` names in ``spec.volumes``, each once."""
+    volumes = (pod.get("spec") or {}).get("volumes") or ()
+    names = [(v.get("persistentVolumeClaim") or {}).get("claimName") for v in volumes]
+    return [n for n in dict.fromkeys(names) if n]
 
 
 # -- which volume a claim may bind to (pure) ----------------------------------------------------

@@ -37,6 +37,7 @@ from machinery.volumes import (
     SELECTED_NODE,
     WAIT_FOR_FIRST_CONSUMER,
     best_match,
+    claim_names,
 )
 from scheduler.cache import NodeInfo, Snapshot
 from scheduler.framework import (
@@ -86,12 +87,6 @@ class PodVolumes:
     affinities: tuple[tuple[Mapping[str, Any], ...], ...]
     to_provision: tuple[tuple[str, str, str], ...]
     static: tuple[Obj, ...] = ()  # claims that only an existing volume can serve
-
-
-def claim_names(pod: Mapping[str, Any]) -> list[str]:
-    volumes = (pod.get("spec") or {}).get("volumes") or ()
-    names = [(v.get("persistentVolumeClaim") or {}).get("claimName") for v in volumes]
-    return [n for n in dict.fromkeys(names) if n]
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:

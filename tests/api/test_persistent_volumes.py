@@ -52,6 +52,29 @@ def test_claim_is_defaulted_validated_and_bound(http, ns):
     assert invalid_fields(r) == [("spec.resources.requests.storage", "FieldValueForbidden")]
 
 
+def test_claims_and_volumes_are_protected_by_finalizers(http, ns):
+    """Kubernetes' StorageObjectInUseProtection: the finalizer is added on create, so a delete
+    only marks the object until the storage-object-protection controller lets it go (none
+    runs here)."""
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    claims = f"/api/v1/namespaces/{ns}/persistentvolumeclaims"
+    r = http.post(claims, json={"metadata": {"name": "db"}, "spec": spec})
+    assert r.json()["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    name = f"pv-{uuid.uuid4().hex[:8]}"
+    source = {"hostPath": {"path": "/data"}, "capacity": {"storage": "1Gi"}}
+    volume = {"metadata": {"name": name}, "spec": {**source, "accessModes": ["ReadWriteOnce"]}}
+    r = http.post("/api/v1/persistentvolumes", json=volume)
+    assert r.json()["metadata"]["finalizers"] == ["kubernetes.io/pv-protection"]
+
+    for path in (f"{claims}/db", f"/api/v1/persistentvolumes/{name}"):
+        assert http.delete(path).status_code in (200, 202)
+        kept = http.get(path).json()
+        assert kept["metadata"]["deletionTimestamp"]
+        r = http.patch(path, json={"metadata": {"finalizers": None}}, headers=MERGE)
+        assert r.status_code == 200, r.text
+        assert http.get(path).status_code == 404
+
+
 def test_volume_needs_exactly_one_source(http):
     name = f"pv-{uuid.uuid4().hex[:8]}"
     spec = {
@@ -69,4 +92,8 @@ def test_volume_needs_exactly_one_source(http):
     assert r.status_code == 201, r.text
     assert r.json()["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert r.json()["status"] == {"phase": "Pending"}
-    assert http.delete(f"/api/v1/persistentvolumes/{name}").status_code == 200
+    assert http.delete(f"/api/v1/persistentvolumes/{name}").status_code in (200, 202)
+    r = http.patch(
+        f"/api/v1/persistentvolumes/{name}", json={"metadata": {"finalizers": None}}, headers=MERGE
+    )
+    assert r.status_code == 200, r.text

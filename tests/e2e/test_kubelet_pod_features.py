@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from controllers.localpath import LocalPathProvisioner
+from controllers.storageprotection import StorageProtection
 from controllers.volumebinder import VolumeBinder
 from machinery.client import AsyncClient
 from machinery.controller import run_workers
@@ -365,9 +366,13 @@ async def test_static_volume_binds_its_claim_and_is_released_after_it(
     client, n = node
     factory = InformerFactory(client)
     binder = VolumeBinder.from_factory(factory)
+    protection = StorageProtection.from_factory(factory)  # the claim's finalizer
     await factory.start()
     await factory.wait_synced()
-    workers = asyncio.create_task(run_workers(binder.queue, binder.reconcile, 1))
+    workers = asyncio.gather(
+        run_workers(binder.queue, binder.reconcile, 1),
+        run_workers(protection.queue, protection.reconcile, 1),
+    )
     suffix = uuid.uuid4().hex[:6]
     volume, claim, data = f"static-{suffix}", f"claim-{suffix}", tmp_path / "static"
     try:
@@ -430,14 +435,17 @@ async def test_static_volume_binds_its_claim_and_is_released_after_it(
 
         await eventually("the volume released", released)
         assert (data / "row").read_text() == "kept\n"
+        # no longer bound, so its pv-protection finalizer goes and the delete completes
+        await run_kubectl(api, "delete", "pv", volume, "--timeout=30s")
     finally:
         workers.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await workers
         binder.queue.shutdown()
+        protection.queue.shutdown()
         await factory.stop()
         with contextlib.suppress(Exception):
-            await run_kubectl(api, "delete", "pv", volume, "--ignore-not-found")
+            await run_kubectl(api, "delete", "pv", volume, "--ignore-not-found", "--wait=false")
 
 
 async def test_logs_previous_after_a_crash_and_rotation(

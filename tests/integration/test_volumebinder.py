@@ -1,5 +1,6 @@
-"""The PersistentVolume binder against the real API server (admission, status subresource,
-resourceVersion preconditions), run by the controller-manager with several workers."""
+"""The PersistentVolume binder and the storage object protection against the real API server
+(admission, finalizers, status subresource, resourceVersion preconditions), run by the
+controller-manager with several workers."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from controllers.manager import ControllerManager
 from machinery import errors
 from machinery.kinds import lookup
 
-NS, PVCS, PVS, EVENTS = (
-    lookup(n) for n in ("namespaces", "persistentvolumeclaims", "persistentvolumes", "events")
+NS, PVCS, PVS, EVENTS, PODS = (
+    lookup(n)
+    for n in ("namespaces", "persistentvolumeclaims", "persistentvolumes", "events", "pods")
 )
 _seq = itertools.count()
 
@@ -40,7 +42,7 @@ async def env(api):
     manager = ControllerManager(
         client,
         workers=4,
-        controllers=["persistentvolume-binder"],
+        controllers=["persistentvolume-binder", "storage-object-protection"],
         leader_elect=False,
         resync_period=None,
     )
@@ -60,11 +62,12 @@ async def env(api):
         await client.aclose()
 
 
-def volume(name: str) -> dict:
+def volume(name: str, cls: str) -> dict:
     spec = {
         "capacity": {"storage": "1Gi"},
         "accessModes": ["ReadWriteOnce"],
         "hostPath": {"path": f"/tmp/{name}"},
+        "storageClassName": cls,
     }
     return {
         "apiVersion": "v1",
@@ -75,10 +78,11 @@ def volume(name: str) -> dict:
 
 
 def claim(name: str, ns: str) -> dict:
+    """A claim of class ``ns``: volumes other tests leave in the shared API server never fit."""
     spec = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": "1Gi"}},
-        "storageClassName": "",
+        "storageClassName": ns,
     }
     return {
         "apiVersion": "v1",
@@ -93,7 +97,7 @@ async def test_claims_racing_for_one_volume_then_release(env) -> None:
     pv = f"{ns}-pv"
     for name in ("a", "b", "c"):
         await client.create(PVCS, claim(name, ns), ns)
-    await client.create(PVS, volume(pv))
+    await client.create(PVS, volume(pv, ns))
 
     async def phases() -> dict[str, str] | None:
         items = (await client.list(PVCS, ns))["items"]
@@ -123,3 +127,41 @@ async def test_claims_racing_for_one_volume_then_release(env) -> None:
 
     await eventually(released, "the volume released")
     await client.delete(PVS, pv)
+
+
+async def test_claim_goes_after_its_pod_and_its_volume_after_release(env) -> None:
+    client, ns = env
+    pv = f"{ns}-pv"
+    await client.create(PVCS, claim("data", ns), ns)
+    await client.create(PVS, volume(pv, ns))
+    volumes = [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]
+    user = {"metadata": {"name": "user"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    user["spec"]["volumes"] = volumes
+    await client.create(PODS, user, ns)
+
+    async def bound() -> bool:
+        return (await client.get(PVCS, "data", ns))["status"]["phase"] == "Bound"
+
+    await eventually(bound, "the claim bound")
+    await client.delete(PVCS, "data", ns)
+    kept = await client.get(PVCS, "data", ns)  # the finalizer holds it while the pod exists
+    assert kept["metadata"]["deletionTimestamp"]
+    assert kept["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+
+    await client.delete(PODS, "user", ns, grace_period_seconds=0)
+
+    async def gone(rt, name, namespace=None) -> bool:
+        try:
+            await client.get(rt, name, namespace)
+        except errors.NotFound:
+            return True
+        return False
+
+    await eventually(lambda: gone(PVCS, "data", ns), "the claim gone after its pod")
+
+    async def released() -> bool:
+        return (await client.get(PVS, pv))["status"]["phase"] == "Released"
+
+    await eventually(released, "the volume released")
+    await client.delete(PVS, pv)
+    await eventually(lambda: gone(PVS, pv), "the released volume gone")
