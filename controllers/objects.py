@@ -9,24 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+# the metadata accessors live in machinery (shared with it); controllers import them from here
+from machinery.objects import (  # noqa: F401
+    annotations_of,
+    is_deleting,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+    uid_of,
+)
+
 Obj = dict[str, Any]
-
-
-def meta(obj: Obj) -> Obj:
-    """``obj.metadata`` (an empty dict when missing)."""
-    return obj.get("metadata") or {}
-
-
-def name_of(obj: Obj) -> str:
-    return str(meta(obj).get("name") or "")
-
-
-def namespace_of(obj: Obj) -> str:
-    return str(meta(obj).get("namespace") or "")
-
-
-def uid_of(obj: Obj) -> str:
-    return str(meta(obj).get("uid") or "")
 
 
 def key_of(obj: Obj) -> str:
@@ -39,18 +33,6 @@ def split_key(key: str) -> tuple[str, str]:
     """``namespace/name`` → (namespace, name); ``name`` → ("", name)."""
     ns, sep, name = key.partition("/")
     return (ns, name) if sep else ("", ns)
-
-
-def labels_of(obj: Obj) -> dict[str, str]:
-    return dict(meta(obj).get("labels") or {})
-
-
-def annotations_of(obj: Obj) -> dict[str, str]:
-    return dict(meta(obj).get("annotations") or {})
-
-
-def is_deleting(obj: Obj) -> bool:
-    return bool(meta(obj).get("deletionTimestamp"))
 
 
 def finalizers_of(obj: Obj) -> list[str]:

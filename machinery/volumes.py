@@ -11,6 +11,7 @@ from typing import Any
 
 from machinery.kinds import lookup
 from machinery.nodeselector import any_term_matches, required_terms
+from machinery.objects import is_deleting, labels_of, name_of, namespace_of, uid_of
 from machinery.quantity import parse_quantity
 from machinery.selectors import LabelSelector
 
@@ -56,7 +57,7 @@ def best_match(
     selector = (claim.get("spec") or {}).get("selector")
     matches = LabelSelector.from_dict(selector).matches if selector is not None else None
     best: Obj | None = None
-    for volume in sorted(volumes, key=_name):
+    for volume in sorted(volumes, key=name_of):
         reserved = reserved_for(volume, claim)
         if (claim_ref(volume) and not reserved) or unsuitable(volume, claim, any_class=reserved):
             continue
@@ -67,7 +68,7 @@ def best_match(
             reserved_only
             or not fits
             or (volume.get("status") or {}).get("phase") != "Available"
-            or (matches is not None and not matches(_labels(volume)))
+            or (matches is not None and not matches(labels_of(volume)))
         ):
             continue
         if best is None or _rank(volume) < _rank(best):
@@ -79,8 +80,8 @@ def unsuitable(volume: Obj, claim: Obj, *, any_class: bool = False) -> str | Non
     """Why ``volume`` cannot serve ``claim`` (Kubernetes' ``checkVolumeSatisfyClaim``), or
     None. ``any_class``: do not compare classes (a volume reserved for the claim)."""
     vspec, cspec = volume.get("spec") or {}, claim.get("spec") or {}
-    if _deleting(volume):
-        return f'the volume is marked for deletion "{_name(volume)}"'
+    if is_deleting(volume):
+        return f'the volume is marked for deletion "{name_of(volume)}"'
     request = ((cspec.get("resources") or {}).get("requests") or {}).get("storage")
     if _size(volume) < parse_quantity(request or 0):
         return "requested PV is too small"
@@ -95,13 +96,13 @@ def unsuitable(volume: Obj, claim: Obj, *, any_class: bool = False) -> str | Non
 
 def _admits(volume: Obj, node: Obj) -> bool:
     terms = required_terms(volume)
-    return terms is None or any_term_matches(terms, _labels(node), _name(node))
+    return terms is None or any_term_matches(terms, labels_of(node), name_of(node))
 
 
 def _rank(volume: Obj) -> tuple[Decimal, int, str]:
     """Smallest first, then the fewest access modes, then by name."""
     modes = (volume.get("spec") or {}).get("accessModes") or ()
-    return _size(volume), len(modes), _name(volume)
+    return _size(volume), len(modes), name_of(volume)
 
 
 def _size(volume: Obj) -> Decimal:
@@ -129,28 +130,8 @@ def reserved_for(volume: Obj, claim: Obj) -> bool:
     """``claimRef`` names ``claim``, with its uid or none (Kubernetes'
     ``IsVolumeBoundToClaim``)."""
     uid = claim_ref(volume).get("uid")
-    return refers_to(volume, _namespace(claim), _name(claim)) and uid in (None, "", _uid(claim))
-
-
-def _meta(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
-
-def _name(obj: Obj) -> str:
-    return str(_meta(obj).get("name") or "")
-
-
-def _namespace(obj: Obj) -> str:
-    return str(_meta(obj).get("namespace") or "")
-
-
-def _uid(obj: Obj) -> str:
-    return str(_meta(obj).get("uid") or "")
-
-
-def _labels(obj: Obj) -> dict[str, str]:
-    return dict(_meta(obj).get("labels") or {})
-
-
-def _deleting(obj: Obj) -> bool:
-    return bool(_meta(obj).get("deletionTimestamp"))
+    return refers_to(volume, namespace_of(claim), name_of(claim)) and uid in (
+        None,
+        "",
+        uid_of(claim),
+    )
